@@ -1,0 +1,80 @@
+"""cdp_daily: the daily batch for one business date (a calendar day in Asia/Shanghai).
+
+landing files -> bronze (quarantine, reconciliation) -> GX gate -> silver orders and customers
+(PII tokenized) -> dbt customer 360 marts -> segment exports. Orchestration only: every task
+calls a step in `jobs.daily`, which is idempotent for its date, so a rerun or a backfill of a day
+replaces that day. Nothing heavy is imported at parse time.
+
+Dates: the timetable has data intervals of one Shanghai day ending at 02:00, after the platforms'
+nightly exports land; the run processes the day its interval starts in. A manual run or
+`airflow dags test cdp_daily 2026-11-22` processes 2026-11-22.
+"""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+import pendulum
+from airflow.sdk import CronDataIntervalTimetable, dag, task
+
+from jobs.common.settings import get_settings
+
+TIMEZONE = "Asia/Shanghai"
+_settings = get_settings()
+
+
+def business_date(logical_date: pendulum.DateTime | None) -> date:
+    if logical_date is None:
+        raise ValueError("cdp_daily needs a logical date: trigger it with one (-l YYYY-MM-DD)")
+    return pendulum.instance(logical_date).in_timezone(TIMEZONE).date()
+
+
+@dag(
+    dag_id="cdp_daily",
+    schedule=CronDataIntervalTimetable("0 2 * * *", timezone=TIMEZONE),
+    start_date=pendulum.datetime(2026, 1, 1, tz=TIMEZONE),
+    catchup=False,
+    max_active_runs=1,
+    default_args={
+        "owner": "data-eng",
+        "retries": _settings.airflow.retries,
+        "retry_delay": timedelta(minutes=_settings.airflow.retry_delay_minutes),
+    },
+    tags=["cdp", "batch", "customer-360"],
+    doc_md=__doc__,
+)
+def cdp_daily():
+    @task
+    def ingest(logical_date=None) -> dict:
+        from jobs import daily
+
+        return daily.ingest(business_date(logical_date))
+
+    @task
+    def check_bronze(logical_date=None) -> dict:
+        from jobs import daily
+
+        return daily.check_bronze(business_date(logical_date))
+
+    @task
+    def build_silver(logical_date=None) -> dict:
+        from jobs import daily
+
+        return daily.build_silver(business_date(logical_date))
+
+    @task
+    def publish_marts(logical_date=None) -> dict:
+        from jobs import daily
+
+        return daily.publish_marts(business_date(logical_date))
+
+    @task
+    def export_segments(logical_date=None) -> dict:
+        from jobs import daily
+
+        return daily.export_segments(business_date(logical_date))
+
+    ingest() >> check_bronze() >> build_silver() >> publish_marts() >> export_segments()
+
+
+cdp_daily()

@@ -1,0 +1,39 @@
+{#- One row per customer: their order history up to and including the as_of_date var. -#}
+with
+
+orders as (
+
+    select * from {{ ref('stg_cdp__orders') }}
+    where order_date <= {{ as_of_date() }}
+
+),
+
+customer_orders as (
+
+    select
+        customer_key,
+
+        max(phone_token) as phone_token,
+        min(order_date) as first_order_date,
+        max(order_date) as last_order_date,
+
+        count(*) as orders_count,
+        count_if(order_status in ('paid', 'shipped', 'completed')) as paid_orders_count,
+        count_if(order_status = 'refunded') as refunded_orders_count,
+
+        -- net revenue: paid orders only (refunded and closed orders bring in nothing)
+        cast(
+            coalesce(
+                sum(case when order_status in ('paid', 'shipped', 'completed') then order_amount end),
+                0
+            ) as decimal(18, 2)
+        ) as total_amount,
+
+        array_sort(collect_set(source)) as sources
+
+    from orders
+    group by customer_key
+
+)
+
+select * from customer_orders

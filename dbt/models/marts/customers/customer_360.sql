@@ -1,0 +1,41 @@
+with
+
+customer_orders as (
+
+    select * from {{ ref('int_customer_orders_aggregated') }}
+
+),
+
+customers as (
+
+    select * from {{ ref('stg_cdp__customers') }}
+
+),
+
+final as (
+
+    select
+        customer_orders.customer_key,
+        coalesce(customers.phone_token, customer_orders.phone_token) as phone_token,
+        customer_orders.first_order_date,
+        customer_orders.last_order_date,
+        customer_orders.orders_count,
+        customer_orders.paid_orders_count,
+        customer_orders.refunded_orders_count,
+        customer_orders.total_amount,
+        cast(
+            case
+                when customer_orders.paid_orders_count > 0
+                    then customer_orders.total_amount / customer_orders.paid_orders_count
+            end as decimal(18, 2)
+        ) as avg_order_amount,
+        datediff({{ as_of_date() }}, customer_orders.last_order_date) as days_since_last_order,
+        customer_orders.sources
+
+    from customer_orders
+    left join customers
+        on customer_orders.customer_key = customers.customer_key
+
+)
+
+select * from final

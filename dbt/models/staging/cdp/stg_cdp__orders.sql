@@ -1,0 +1,32 @@
+with
+
+source as (
+
+    select * from {{ source('cdp', 'orders') }}
+
+),
+
+renamed as (
+
+    select
+        -- ids
+        cast(order_id as string) as order_id,
+        cast(customer_key as string) as customer_key,
+        cast(phone_token as string) as phone_token,
+
+        -- strings
+        lower(cast(source as string)) as source,
+        lower(cast(status as string)) as order_status,
+
+        -- numerics
+        cast(amount as decimal(18, 2)) as order_amount,
+
+        -- dates and timestamps
+        cast(order_date as date) as order_date,
+        cast(order_ts as timestamp) as ordered_at
+
+    from source
+
+)
+
+select * from renamed

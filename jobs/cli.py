@@ -1,0 +1,260 @@
+"""`cdp`: the command line of the platform. Errors print as one line; --debug shows the trace."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from jobs.common.errors import CdpError
+
+app = typer.Typer(
+    help="Open CDP: batch + stream customer data lakehouse.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+kafka_app = typer.Typer(help="The local Kafka broker (KRaft, loopback).", no_args_is_help=True)
+segments_app = typer.Typer(help="Segments for marketing tools.", no_args_is_help=True)
+stream_app = typer.Typer(help="Real-time marketing triggers.", no_args_is_help=True)
+run_app = typer.Typer(help="Run batch jobs in this process, without Airflow.", no_args_is_help=True)
+quarantine_app = typer.Typer(help="Rows that failed validation.", no_args_is_help=True)
+app.add_typer(run_app, name="run")
+app.add_typer(kafka_app, name="kafka")
+app.add_typer(segments_app, name="segments")
+app.add_typer(stream_app, name="stream")
+app.add_typer(quarantine_app, name="quarantine")
+
+console = Console()
+err = Console(stderr=True)
+_state = {"debug": False}
+
+DateOpt = Annotated[
+    str | None, typer.Option("--date", help="Logical date YYYY-MM-DD (default: yesterday).")
+]
+
+
+def _date(value: str | None) -> date:
+    if value is None:
+        return date.today() - timedelta(days=1)
+    try:
+        return date.fromisoformat(value)
+    except ValueError as exc:
+        raise CdpError(f"--date {value!r}: expected YYYY-MM-DD") from exc
+
+
+@app.callback()
+def _root(debug: Annotated[bool, typer.Option("--debug", help="Show stack traces.")] = False):
+    _state["debug"] = debug
+    logging.basicConfig(
+        level=logging.DEBUG if debug else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+def print_rows(columns: list[str], rows: list[tuple], title: str | None = None) -> None:
+    table = Table(title=title)
+    for c in columns:
+        table.add_column(c)
+    for r in rows:
+        table.add_row(*("" if v is None else str(v) for v in r))
+    console.print(table)
+
+
+@app.command()
+def simulate(
+    out: Annotated[Path | None, typer.Option(help="Landing folder (default: settings).")] = None,
+    customers: Annotated[int, typer.Option(min=1)] = 1000,
+    days: Annotated[int, typer.Option(min=1)] = 3,
+    seed: int = 7,
+    end: Annotated[
+        str | None, typer.Option(help="Last simulated day YYYY-MM-DD (default: yesterday).")
+    ] = None,
+    bad_rate: Annotated[float, typer.Option(min=0.0, max=1.0)] = 0.01,
+):
+    """Generate a simulated commerce world into the landing area (plus ground truth)."""
+    from jobs.common.settings import get_settings
+    from jobs.ingest.simulate import simulate as run
+
+    target = out or Path(get_settings().landing_root)
+    s = run(target, customers=customers, days=days, seed=seed, end=_date(end), bad_rate=bad_rate)
+    console.print(
+        f"simulated {s.customers} customers, {s.start}..{s.end}: {s.orders} orders "
+        f"({s.bad_lines} spoiled on purpose) in {s.files} files, {s.events} events "
+        f"-> {s.out}"
+    )
+
+
+@run_app.command("daily")
+def run_daily(day: DateOpt = None):
+    """Run every step of the daily batch for one date, in this process."""
+    from jobs import daily
+    from jobs.common.progress import step
+
+    d = _date(day)
+    for fn in daily.STEPS:
+        with step(f"{fn.__name__} {d}"):
+            result = fn(d)
+        console.print(f"  {fn.__name__}: {result}")
+
+
+@app.command("dag-test")
+def dag_test(day: DateOpt = None, dag_id: str = "cdp_daily"):
+    """Run a DAG for one logical date through Airflow (`airflow dags test`, SQLite)."""
+    from jobs.common.airflow_env import dags_test, ensure_db
+    from jobs.common.progress import step
+
+    d = _date(day)
+    with step("airflow db migrate"):
+        ensure_db()
+    with step(f"airflow dags test {dag_id} {d}"):
+        dags_test(dag_id, d)
+
+
+@app.command()
+def query(
+    sql: Annotated[
+        str,
+        typer.Argument(
+            help="SQL over <layer>.<table>, e.g. 'select * from gold.customer_360 limit 5'"
+        ),
+    ],
+    limit: Annotated[int, typer.Option(help="Rows to print at most.")] = 50,
+):
+    """Run SQL on the lake (DuckDB over Delta, no Spark start-up) and print a table."""
+    import duckdb
+
+    from jobs.common import duck
+
+    con = duck.connect()
+    try:
+        cur = con.execute(sql)
+    except duckdb.Error as exc:
+        raise CdpError(f"query failed: {exc}") from exc
+    columns = [d[0] for d in cur.description or []]
+    rows = cur.fetchmany(limit)
+    print_rows(columns, rows)
+
+
+@app.command()
+def tables():
+    """Rows per table of the lake, and where the lake is."""
+    from jobs.common import duck
+    from jobs.common.settings import get_settings
+
+    rows = duck.row_counts()
+    print_rows(
+        ["table", "rows"], [(n, c) for n, c, _ in rows], title=f"lake: {get_settings().lake_root}"
+    )
+
+
+@segments_app.command("list")
+def segments_list():
+    """Defined segments and their predicates."""
+    from jobs.segments.export import load_segments
+
+    print_rows(
+        ["segment", "where", "description"],
+        [(s.name, s.where, s.description) for s in load_segments().values()],
+    )
+
+
+@segments_app.command("export")
+def segments_export(name: str, as_of: DateOpt = None):
+    """Write a segment's members, diff and manifest for marketing tools."""
+    from jobs.segments.export import export_segment
+
+    r = export_segment(name, _date(as_of) if as_of else date.today())
+    console.print(
+        f"{r.segment}: {r.members} members (+{r.added} / -{r.removed}, "
+        f"{r.optouts_removed} opted out) -> {r.folder}"
+    )
+
+
+@quarantine_app.command("list")
+def quarantine_list(limit: int = 20):
+    """The latest quarantined rows with their reasons."""
+    query(
+        f"select _logical_date, field, reason "
+        f"from quarantine.records order by _logical_date desc, file, line limit {limit}"
+    )
+
+
+@kafka_app.command("start")
+def kafka_start():
+    """Start the local broker (idempotent)."""
+    from jobs.stream import broker
+
+    info = broker.start()
+    console.print(f"kafka running: pid {info.pid}, {info.bootstrap_servers} (log {info.log_file})")
+
+
+@kafka_app.command("stop")
+def kafka_stop():
+    """Stop the local broker."""
+    from jobs.stream import broker
+
+    console.print("kafka stopped" if broker.stop() else "kafka was not running")
+
+
+@kafka_app.command("status")
+def kafka_status():
+    """Is the local broker running, and where."""
+    from jobs.stream import broker
+
+    info = broker.status()
+    if info is None:
+        console.print("kafka: not running")
+        raise typer.Exit(1)
+    console.print(f"kafka running: pid {info.pid}, {info.bootstrap_servers}")
+
+
+@stream_app.command("produce")
+def stream_produce(
+    path: Annotated[Path, typer.Argument(help="JSON lines of events.")],
+    rate: Annotated[float, typer.Option(help="Events per second, 0 = all at once")] = 0.0,
+):
+    """Publish events from a JSON-lines file to the events topic."""
+    from jobs.stream.producer import produce_file
+
+    n = produce_file(path, rate=rate)
+    console.print(f"produced {n} events")
+
+
+@stream_app.command("run")
+def stream_run(
+    seconds: Annotated[float | None, typer.Option(help="Stop after this long.")] = None,
+    timeout: Annotated[int | None, typer.Option(help="Cart-abandon window (s).")] = None,
+):
+    """Run the cart-abandonment trigger job (Kafka -> triggers topic + Delta audit)."""
+    from jobs.stream.job import run
+
+    run(run_seconds=seconds, timeout_seconds=timeout)
+
+
+@app.command()
+def demo(customers: int = 1000, days: int = 3, stream_seconds: float = 60.0):
+    """The whole platform end to end on the embedded default, then a summary."""
+    from jobs.demo import run_demo
+
+    run_demo(customers=customers, days=days, stream_seconds=stream_seconds)
+
+
+def main() -> None:
+    try:
+        app()
+    except CdpError as exc:
+        if _state["debug"]:
+            raise
+        err.print(f"[bold red]error:[/] {exc}")
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,126 @@
+"""Where tables live and how they are written: the only module that knows the lake's layout.
+
+Layout: ``{lake_root}/{layer}/{table}``, layers bronze, silver, gold, quarantine and ops (logs,
+quality results, audit). The files on disk (or object storage) are the source of truth; the Spark
+catalog is derived from them by `register_tables`, so any session (dbt, `cdp query`, a notebook)
+sees the same tables under ``<layer>.<table>``.
+
+Writes are idempotent for a logical date: a rerun or backfill of a day replaces that day
+(`replace_partition`) or upserts on a key (`merge_upsert`), never appends twice.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from jobs.common.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+
+LAYERS = ("bronze", "silver", "gold", "quarantine", "ops")
+
+
+def table_path(layer: str, name: str, settings: Settings | None = None) -> str:
+    if layer not in LAYERS:
+        raise ValueError(f"unknown layer {layer!r}; expected one of {', '.join(LAYERS)}")
+    settings = settings or get_settings()
+    return f"{settings.lake_root.rstrip('/')}/{layer}/{name}"
+
+
+def table_exists(spark: SparkSession, path: str) -> bool:
+    from delta.tables import DeltaTable
+
+    return DeltaTable.isDeltaTable(spark, path)
+
+
+def replace_partition(
+    df: DataFrame,
+    path: str,
+    *,
+    date_column: str,
+    logical_date: date,
+    extra_condition: str | None = None,
+    partition: bool = True,
+) -> None:
+    """Replace exactly the rows of one logical date (replaceWhere): reruns never duplicate.
+
+    `extra_condition` narrows the slice further, e.g. one source's rows in a shared table.
+    """
+    condition = f"{date_column} = DATE'{logical_date.isoformat()}'"
+    if extra_condition:
+        condition = f"{condition} AND ({extra_condition})"
+    writer = (
+        df.write.format("delta")
+        .mode("overwrite")
+        .option("replaceWhere", condition)
+        .option("mergeSchema", "true")
+    )
+    if partition:
+        writer = writer.partitionBy(date_column)
+    writer.save(path)
+
+
+def overwrite(df: DataFrame, path: str) -> None:
+    """Replace a whole (small, derived) table in one Delta commit; readers see old or new."""
+    df.write.format("delta").mode("overwrite").option("overwriteSchema", "true").save(path)
+
+
+def merge_upsert(df: DataFrame, path: str, *, keys: list[str]) -> None:
+    """Insert new keys, update existing ones. Creates the table on first write."""
+    from delta.tables import DeltaTable
+
+    spark = df.sparkSession
+    if not table_exists(spark, path):
+        df.write.format("delta").save(path)
+        return
+    condition = " AND ".join(f"t.`{k}` = s.`{k}`" for k in keys)
+    (
+        DeltaTable.forPath(spark, path)
+        .alias("t")
+        .merge(df.alias("s"), condition)
+        .whenMatchedUpdateAll()
+        .whenNotMatchedInsertAll()
+        .execute()
+    )
+
+
+def append(df: DataFrame, path: str) -> None:
+    df.write.format("delta").mode("append").option("mergeSchema", "true").save(path)
+
+
+def list_tables(settings: Settings | None = None) -> list[tuple[str, str, str]]:
+    """(layer, table, path) of every Delta table in a local lake."""
+    settings = settings or get_settings()
+    found = []
+    for layer in LAYERS:
+        root = Path(settings.lake_root) / layer
+        if not root.is_dir():
+            continue
+        for child in sorted(root.iterdir()):
+            if (child / "_delta_log").is_dir():
+                found.append((layer, child.name, str(child)))
+    return found
+
+
+def register_tables(spark: SparkSession, settings: Settings | None = None) -> list[str]:
+    """Make every lake table visible as ``<layer>.<table>`` in this session's catalog.
+
+    Entries are re-pointed when a table already registered lives elsewhere (a long-lived session
+    that switched lakes, as in tests). Tables are external: dropping an entry never touches data.
+    """
+    names = []
+    for layer, name, path in list_tables(settings):
+        qualified = f"`{layer}`.`{name}`"
+        spark.sql(f"CREATE DATABASE IF NOT EXISTS `{layer}`")
+        if spark.catalog.tableExists(f"{layer}.{name}"):
+            current = spark.sql(f"DESCRIBE DETAIL {qualified}").first()["location"]
+            if current.removeprefix("file:").rstrip("/") == path.rstrip("/"):
+                names.append(f"{layer}.{name}")
+                continue
+            spark.sql(f"DROP TABLE {qualified}")
+        spark.sql(f"CREATE TABLE {qualified} USING DELTA LOCATION '{path}'")
+        names.append(f"{layer}.{name}")
+    return names

@@ -1,0 +1,52 @@
+"""Progress for long steps: a Rich bar on a terminal, plain log lines elsewhere (Airflow, CI)."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from typing import TypeVar
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+T = TypeVar("T")
+log = logging.getLogger("cdp")
+console = Console(stderr=True)
+
+
+def track(items: Iterable[T], description: str, total: int | None = None) -> Iterator[T]:
+    """Iterate with a progress bar on a TTY, or a log line per item otherwise."""
+    items = list(items) if total is None else items
+    total = len(items) if total is None else total  # type: ignore[arg-type]
+    if not sys.stderr.isatty():
+        for i, item in enumerate(items, 1):
+            log.info("%s: %d/%d", description, i, total)
+            yield item
+        return
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+    ) as progress:
+        task = progress.add_task(description, total=total)
+        for item in items:
+            yield item
+            progress.advance(task)
+
+
+@contextmanager
+def step(description: str) -> Iterator[None]:
+    """A spinner with elapsed time for one long step of unknown length."""
+    if not sys.stderr.isatty():
+        log.info("%s ...", description)
+        yield
+        log.info("%s: done", description)
+        return
+    with console.status(f"[bold]{description}[/] ..."):
+        yield
+    console.print(f"[green]✓[/] {description}")

@@ -1,0 +1,167 @@
+"""One typed settings object, loaded once: cdp.yaml, overridden by CDP_* environment variables.
+
+Secrets (the PII HMAC key, API tokens) are read from the environment only and never from
+the YAML file, so a key can never be committed by accident.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, SecretStr
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+def config_file() -> Path:
+    return Path(os.environ.get("CDP_CONFIG", PROJECT_ROOT / "cdp.yaml")).resolve()
+
+
+def _is_uri(value: str) -> bool:
+    return "://" in value or value.startswith("file:")
+
+
+def resolve_path(value: str, base: Path | None = None) -> str:
+    """A relative local path is taken relative to the config file; URIs pass through."""
+    if _is_uri(value):
+        return value
+    path = Path(value).expanduser()
+    if not path.is_absolute():
+        path = (base or config_file().parent) / path
+    return str(path.resolve())
+
+
+class SparkSettings(BaseModel):
+    master: str = "local[*]"
+    jars_dir: str = "var/jars/spark"
+    shuffle_partitions: int = 4
+    driver_memory: str = "4g"
+    ui: bool = False
+
+
+class KafkaSettings(BaseModel):
+    bootstrap_servers: str = ""
+    broker_jars_dir: str = "var/jars/kafka"
+    events_topic: str = "cdp.events"
+    triggers_topic: str = "cdp.triggers"
+
+
+class AirflowSettings(BaseModel):
+    home: str = "var/airflow"
+    # Task retries of every DAG; tests set 0 so a failure shows at once instead of after retries.
+    retries: int = 2
+    retry_delay_minutes: float = 5.0
+
+
+class DbtSettings(BaseModel):
+    project_dir: str = "dbt"
+
+
+class StreamSettings(BaseModel):
+    cart_abandon_seconds: int = 30
+    checkpoint_dir: str = "var/checkpoints"
+
+
+class _YamlSource(PydanticBaseSettingsSource):
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        path = config_file()
+        if not path.exists():
+            return {}
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        if not isinstance(data, dict):
+            raise ValueError(f"{path}: expected a mapping of settings at the top level")
+        return data
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CDP_", env_nested_delimiter="__", extra="forbid")
+
+    lake_root: str = "var/lake"
+    var_dir: str = "var"
+    # Where exports land before ingestion: {landing_root}/{source}/{dataset}/dt=YYYY-MM-DD/
+    landing_root: str = "var/landing"
+    exports_dir: str = "var/exports"
+    # Great Expectations suites, <layer>.<dataset>.json
+    expectations_dir: str = "expectations"
+    timezone: str = "Asia/Shanghai"
+    spark: SparkSettings = SparkSettings()
+    kafka: KafkaSettings = KafkaSettings()
+    airflow: AirflowSettings = AirflowSettings()
+    dbt: DbtSettings = DbtSettings()
+    stream: StreamSettings = StreamSettings()
+    # Secrets: environment only (CDP_PII_HMAC_KEY, or CDP_PII_HMAC_KEY_FILE naming a file outside
+    # the repo). Never set in cdp.yaml.
+    pii_hmac_key: SecretStr | None = None
+    pii_hmac_key_file: str | None = None
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, _YamlSource(settings_cls))
+
+    def model_post_init(self, __context: Any) -> None:
+        if config_file().exists():
+            raw = yaml.safe_load(config_file().read_text(encoding="utf-8")) or {}
+            if {"pii_hmac_key", "pii_hmac_key_file"} & set(raw):
+                raise ValueError(
+                    f"{config_file()}: pii_hmac_key must come from the environment "
+                    "(CDP_PII_HMAC_KEY), never from the settings file"
+                )
+        self.lake_root = resolve_path(self.lake_root)
+        self.var_dir = resolve_path(self.var_dir)
+        self.landing_root = resolve_path(self.landing_root)
+        self.exports_dir = resolve_path(self.exports_dir)
+        self.expectations_dir = resolve_path(self.expectations_dir)
+        self.spark.jars_dir = resolve_path(self.spark.jars_dir)
+        self.kafka.broker_jars_dir = resolve_path(self.kafka.broker_jars_dir)
+        self.airflow.home = resolve_path(self.airflow.home)
+        self.dbt.project_dir = resolve_path(self.dbt.project_dir)
+        self.stream.checkpoint_dir = resolve_path(self.stream.checkpoint_dir)
+
+    def hmac_key(self) -> bytes:
+        """The PII tokenization key. Fails loudly: silver must never be written with a weak key."""
+        from jobs.common.errors import CdpError
+
+        if self.pii_hmac_key is not None:
+            key = self.pii_hmac_key.get_secret_value().encode()
+        elif self.pii_hmac_key_file:
+            path = Path(self.pii_hmac_key_file)
+            if not path.is_file():
+                raise CdpError(f"CDP_PII_HMAC_KEY_FILE={path} does not exist")
+            key = path.read_bytes().strip()
+        else:
+            raise CdpError(
+                "no PII tokenization key: set CDP_PII_HMAC_KEY (or CDP_PII_HMAC_KEY_FILE) "
+                "from your secret store; `make demo` generates a local one in var/secrets/"
+            )
+        if len(key) < 32:
+            raise CdpError("the PII tokenization key must be at least 32 bytes")
+        return key
+
+    @property
+    def is_local_lake(self) -> bool:
+        return not _is_uri(self.lake_root) or self.lake_root.startswith("file:")
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The settings of this process. Tests call `get_settings.cache_clear()` after changing env."""
+    return Settings()

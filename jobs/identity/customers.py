@@ -1,0 +1,22 @@
+"""Silver orders -> silver customers: the first customer table, one row per customer_key.
+
+This is the seed of One-ID: today a customer is a normalized phone (or, without one, a platform
+buyer id). The identity graph will later map many keys to one stable One-ID; downstream models
+already join on `customer_key` so that swap stays local.
+"""
+
+from __future__ import annotations
+
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+
+def customers_from_orders(orders: DataFrame) -> DataFrame:
+    return orders.groupBy("customer_key").agg(
+        F.first("key_type", ignorenulls=True).alias("key_type"),
+        F.max("phone_token").alias("phone_token"),
+        F.min("order_date").alias("first_order_date"),
+        F.max("order_date").alias("last_order_date"),
+        F.sort_array(F.collect_set("source")).alias("sources"),
+        F.max("updated_at").alias("updated_at"),
+    )

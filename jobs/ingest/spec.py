@@ -1,0 +1,91 @@
+"""Source specifications: how a platform's export maps to our fields. Data (YAML), not code.
+
+Each file in jobs/ingest/sources/ describes one dataset of one platform: its format, the header
+to field mapping with a type per field, value maps, the JSON Schema that validates the mapped
+record and the bronze table it lands in.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+
+import yaml
+
+from jobs.common.errors import CdpError
+from jobs.common.settings import PROJECT_ROOT
+
+SPECS_DIR = Path(__file__).parent / "sources"
+SCHEMAS_DIR = PROJECT_ROOT / "schemas"
+FIELD_TYPES = ("string", "decimal", "int", "datetime")
+
+
+@dataclass(frozen=True)
+class Column:
+    header: str
+    field: str
+    type: str
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    source: str
+    dataset: str
+    format: str
+    schema: str
+    bronze_table: str
+    columns: tuple[Column, ...]
+    values: dict[str, dict[str, str]] = field(default_factory=dict)
+
+    @property
+    def key(self) -> str:
+        return f"{self.source}.{self.dataset}"
+
+    @property
+    def schema_version(self) -> str:
+        return self.schema.rsplit("/", 1)[-1]
+
+    def json_schema(self) -> dict:
+        path = SCHEMAS_DIR / f"{self.schema}.json"
+        if not path.is_file():
+            raise CdpError(f"{self.key}: JSON Schema {path} does not exist")
+        return json.loads(path.read_text(encoding="utf-8"))
+
+
+def _parse(path: Path) -> SourceSpec:
+    raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    try:
+        columns = tuple(
+            Column(header=str(h), field=c["field"], type=c.get("type", "string"))
+            for h, c in raw["columns"].items()
+        )
+        spec = SourceSpec(
+            source=raw["source"],
+            dataset=raw["dataset"],
+            format=raw["format"],
+            schema=raw["schema"],
+            bronze_table=raw["bronze_table"],
+            columns=columns,
+            values=raw.get("values") or {},
+        )
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise CdpError(f"{path}: invalid source spec ({exc!r})") from exc
+    bad = [c.field for c in columns if c.type not in FIELD_TYPES]
+    if bad:
+        raise CdpError(f"{path}: unknown type for {bad}; expected one of {FIELD_TYPES}")
+    return spec
+
+
+@cache
+def load_specs() -> dict[str, SourceSpec]:
+    specs = [_parse(p) for p in sorted(SPECS_DIR.glob("*.yaml"))]
+    return {s.key: s for s in specs}
+
+
+def get_spec(key: str) -> SourceSpec:
+    specs = load_specs()
+    if key not in specs:
+        raise CdpError(f"unknown source {key!r}; known: {', '.join(sorted(specs))}")
+    return specs[key]

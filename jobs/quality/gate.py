@@ -1,0 +1,377 @@
+"""The data-quality gate: run a JSON expectation suite on a Spark DataFrame with Great Expectations.
+
+Why this shape:
+- Suites are plain JSON files in ``expectations/<layer>.<dataset>.json`` (GX 1.x suite format), so
+  they are reviewed like code and need no GX project folder. GX runs in an *ephemeral* context:
+  nothing is written to the repository and no usage statistics are sent.
+- Every expectation carries ``meta.level``: ``block`` (a failure stops downstream work, see
+  `enforce`) or ``warn`` (recorded in ops/quality_results only).
+- `validate` returns a plain `QualityReport` (no GX objects), so callers, Airflow XComs and tests
+  never depend on GX's result classes, and `results_frame` turns it into rows for the Delta table.
+- GX is imported lazily: importing this module stays cheap (Airflow parses DAG files often).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from jobs.common.errors import CdpError, QualityGateFailed
+from jobs.common.settings import PROJECT_ROOT
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+
+LEVELS = ("block", "warn")
+DEFAULT_EXPECTATIONS_DIR = PROJECT_ROOT / "expectations"
+_SUITE_NAME = re.compile(r"[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)*")
+_DETAILS_MAX = 240  # characters of `details` kept per expectation
+_PARTIAL_UNEXPECTED = 5  # sample values of failing rows kept per expectation
+
+
+@dataclass(frozen=True)
+class ExpectationResult:
+    """One expectation's outcome, flattened to text for the report and the ops table."""
+
+    expectation: str
+    column: str | None
+    level: str
+    success: bool
+    details: str
+
+
+@dataclass(frozen=True)
+class QualityReport:
+    suite: str
+    run_id: str
+    validated_at: datetime
+    results: list[ExpectationResult] = field(default_factory=list)
+    duration_seconds: float = 0.0
+
+    @property
+    def failed_blocking(self) -> list[ExpectationResult]:
+        return [r for r in self.results if r.level == "block" and not r.success]
+
+    @property
+    def failed_warnings(self) -> list[ExpectationResult]:
+        return [r for r in self.results if r.level == "warn" and not r.success]
+
+    @property
+    def success_blocking(self) -> bool:
+        """True when every blocking expectation passed (warnings do not count)."""
+        return not self.failed_blocking
+
+
+# --- suites -----------------------------------------------------------------------------------
+
+
+def suite_path(name: str, expectations_dir: Path | None = None) -> Path:
+    return Path(expectations_dir or DEFAULT_EXPECTATIONS_DIR) / f"{name}.json"
+
+
+def load_suite(name: str, expectations_dir: Path | None = None) -> dict:
+    """Read and check ``<expectations_dir>/<name>.json``; a CdpError names the file if it is bad."""
+    if not _SUITE_NAME.fullmatch(name):
+        raise CdpError(f"invalid expectation suite name {name!r}: expected '<layer>.<dataset>'")
+    path = suite_path(name, expectations_dir)
+    if not path.is_file():
+        raise CdpError(f"expectation suite {name!r} not found: {path} does not exist")
+    try:
+        suite = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as e:
+        raise CdpError(f"cannot read expectation suite {path}: {e}") from e
+    except json.JSONDecodeError as e:
+        raise CdpError(
+            f"invalid JSON in expectation suite {path} (line {e.lineno}, column {e.colno}): {e.msg}"
+        ) from e
+    _check_suite(suite, name, path)
+    return suite
+
+
+def _check_suite(suite: Any, name: str, path: Path) -> None:
+    def bad(why: str) -> CdpError:
+        return CdpError(f"invalid expectation suite {path}: {why}")
+
+    if not isinstance(suite, dict):
+        raise bad("the top level must be a JSON object")
+    if suite.get("name") != name:
+        raise bad(f"'name' is {suite.get('name')!r}, expected {name!r} (the file name)")
+    expectations = suite.get("expectations")
+    if not isinstance(expectations, list) or not expectations:
+        raise bad("'expectations' must be a non-empty list")
+    for i, exp in enumerate(expectations):
+        where = f"expectations[{i}]"
+        if not isinstance(exp, dict):
+            raise bad(f"{where} must be an object")
+        exp_type = exp.get("type")
+        if not isinstance(exp_type, str) or not exp_type.startswith("expect_"):
+            raise bad(f"{where}.type must be an expectation name like 'expect_...'")
+        if not isinstance(exp.get("kwargs", {}), dict):
+            raise bad(f"{where}.kwargs must be an object")
+        meta = exp.get("meta")
+        level = meta.get("level") if isinstance(meta, dict) else None
+        if level not in LEVELS:
+            raise bad(f"{where} ({exp_type}): meta.level must be one of {', '.join(LEVELS)}")
+
+
+# --- validation -------------------------------------------------------------------------------
+
+
+def validate(
+    df: DataFrame,
+    suite_name: str,
+    *,
+    run_id: str,
+    expectations_dir: Path | None = None,
+) -> QualityReport:
+    """Run the suite on the DataFrame with GX and return a GX-free report (never raises on
+    failed expectations: call `enforce` for that)."""
+    suite = load_suite(suite_name, expectations_dir)
+    validated_at = datetime.now(UTC)
+    started = time.perf_counter()
+
+    # Cache the frame for GX's metric jobs (they all scan it), unless the caller already did.
+    cached_here = not df.is_cached
+    if cached_here:
+        df.persist()
+    try:
+        gx_result, ids = _run_gx(
+            df,
+            suite,
+            run_id=run_id,
+            validated_at=validated_at,
+            path=suite_path(suite_name, expectations_dir),
+        )
+    finally:
+        if cached_here:
+            df.unpersist()
+
+    return QualityReport(
+        suite=suite_name,
+        run_id=run_id,
+        validated_at=validated_at,
+        results=_flatten(gx_result, ids),
+        duration_seconds=round(time.perf_counter() - started, 3),
+    )
+
+
+def _run_gx(
+    df: DataFrame, suite: dict, *, run_id: str, validated_at: datetime, path: Path
+) -> tuple[Any, list[str | None]]:
+    """The GX 1.x calls: ephemeral context -> Spark data source -> dataframe asset -> whole-frame
+    batch definition -> suite -> validation definition -> checkpoint (no actions)."""
+    gx = _import_gx()
+    from great_expectations.core.run_identifier import RunIdentifier
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+    from great_expectations.expectations.expectation_configuration import (
+        ExpectationConfiguration,
+    )
+
+    context = gx.get_context(mode="ephemeral")
+    context.variables.progress_bars = ProgressBarsConfig(globally=False)
+    # persist=False: GX would otherwise persist() the caller's frame and never unpersist it.
+    source = context.data_sources.add_spark(name="cdp_spark", persist=False)
+    asset = source.add_dataframe_asset(name=suite["name"])
+    batch_definition = asset.add_batch_definition_whole_dataframe("whole_dataframe")
+
+    # ExpectationSuite(expectations=[dict...]) logs and *drops* an invalid expectation, so build
+    # each one here to turn a typo in the JSON into an error that names the file.
+    expectations = []
+    for i, exp in enumerate(suite["expectations"]):
+        config = {k: exp[k] for k in ("type", "kwargs", "meta") if k in exp}
+        try:
+            expectations.append(ExpectationConfiguration(**config).to_domain_obj())
+        except Exception as e:  # GX raises several types (unknown name, bad kwargs)
+            msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+            raise CdpError(
+                f"invalid expectation suite {path}: expectations[{i}] ({exp['type']}): {msg}"
+            ) from e
+    gx_suite = context.suites.add(
+        gx.ExpectationSuite(name=suite["name"], expectations=expectations)
+    )
+
+    validation = context.validation_definitions.add(
+        gx.ValidationDefinition(
+            name=f"{suite['name']}:{run_id}", data=batch_definition, suite=gx_suite
+        )
+    )
+    checkpoint = context.checkpoints.add(
+        gx.Checkpoint(
+            name=f"gate:{suite['name']}",
+            validation_definitions=[validation],
+            actions=[],
+            result_format={
+                "result_format": "BASIC",
+                "partial_unexpected_count": _PARTIAL_UNEXPECTED,
+            },
+        )
+    )
+    result = checkpoint.run(
+        batch_parameters={"dataframe": df},
+        run_id=RunIdentifier(run_name=run_id, run_time=validated_at),
+    )
+    (suite_result,) = result.run_results.values()
+    return suite_result, [e.id for e in gx_suite.expectations]
+
+
+def _import_gx() -> Any:
+    # No usage statistics, whatever the environment says (1.24 sends none, older 1.x did).
+    os.environ["GX_ANALYTICS_ENABLED"] = "false"
+    import great_expectations as gx
+
+    return gx
+
+
+def _flatten(suite_result: Any, ids: list[str | None]) -> list[ExpectationResult]:
+    """GX's ExpectationSuiteValidationResult -> our results, in the suite file's order (GX
+    groups them by domain); `ids` are the suite's expectation ids in file order."""
+    order = {exp_id: i for i, exp_id in enumerate(ids) if exp_id}
+    flat = []
+    for position, res in enumerate(suite_result.results):
+        config = res.expectation_config
+        kwargs = {k: v for k, v in dict(config.kwargs).items() if k != "batch_id"}
+        flat.append(
+            (
+                order.get(config.id, len(order) + position),
+                ExpectationResult(
+                    expectation=config.type,
+                    column=_column(kwargs),
+                    level=(config.meta or {}).get("level", "block"),
+                    success=bool(res.success),
+                    details=_details(res.result or {}, res.exception_info or {}),
+                ),
+            )
+        )
+    return [r for _, r in sorted(flat, key=lambda t: t[0])]
+
+
+def _column(kwargs: dict) -> str | None:
+    if kwargs.get("column") is not None:
+        return str(kwargs["column"])
+    if kwargs.get("column_A") is not None:
+        return f"{kwargs['column_A']},{kwargs.get('column_B')}"
+    if kwargs.get("column_list"):
+        return ",".join(str(c) for c in kwargs["column_list"])
+    return None
+
+
+def _details(result: dict, exception_info: dict) -> str:
+    error = _exception_message(exception_info)
+    if error:
+        text = f"error: {error}"
+    elif "unexpected_count" in result:
+        text = f"unexpected {result['unexpected_count']} of {result.get('element_count', '?')}"
+        if result.get("missing_count"):
+            text += f" (null {result['missing_count']})"
+        sample = result.get("partial_unexpected_list") or []
+        if result["unexpected_count"] and sample:
+            text += f", e.g. {_short(sample)}"
+    elif isinstance(result.get("details"), dict) and result["details"].get("mismatched"):
+        text = f"mismatched {_short(result['details']['mismatched'])}"
+    elif "observed_value" in result:
+        text = f"observed {_short(result['observed_value'])}"
+    else:
+        text = ""
+    return _one_line(text)[:_DETAILS_MAX]
+
+
+def _exception_message(info: dict) -> str | None:
+    """GX 1.x puts {raised_exception, exception_message} either at the top level or per metric."""
+    candidates = [info, *(v for v in info.values() if isinstance(v, dict))]
+    for c in candidates:
+        if c.get("raised_exception"):
+            return str(c.get("exception_message") or "exception").strip().splitlines()[0]
+    return None
+
+
+def _short(value: Any) -> str:
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join("null" if v is None else repr(v) for v in value) + "]"
+    return json.dumps(value, default=str) if isinstance(value, dict) else repr(value)
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+# --- outputs ----------------------------------------------------------------------------------
+
+
+def results_frame(spark: SparkSession, report: QualityReport) -> DataFrame:
+    """The report as rows for ops/quality_results (append with jobs.common.lake.append)."""
+    from pyspark.sql.types import (
+        BooleanType,
+        StringType,
+        StructField,
+        StructType,
+        TimestampType,
+    )
+
+    schema = StructType(
+        [
+            StructField("suite", StringType(), False),
+            StructField("run_id", StringType(), False),
+            StructField("validated_at", TimestampType(), False),
+            StructField("expectation", StringType(), False),
+            StructField("column", StringType(), True),
+            StructField("level", StringType(), False),
+            StructField("success", BooleanType(), False),
+            StructField("details", StringType(), True),
+        ]
+    )
+    rows = [
+        (
+            report.suite,
+            report.run_id,
+            report.validated_at,
+            r.expectation,
+            r.column,
+            r.level,
+            r.success,
+            r.details,
+        )
+        for r in report.results
+    ]
+    return spark.createDataFrame(rows, schema=schema)
+
+
+def enforce(report: QualityReport) -> None:
+    """Raise QualityGateFailed (one line) naming every failed blocking expectation."""
+    failed = report.failed_blocking
+    if not failed:
+        return
+    listed = "; ".join(
+        f"{r.expectation}({r.column or 'table'}): {r.details or 'failed'}" for r in failed
+    )
+    raise QualityGateFailed(
+        _one_line(
+            f"quality gate {report.suite} failed (run {report.run_id}): {len(failed)} blocking "
+            f"expectation(s) failed: {listed}"
+        )
+    )
+
+
+def render_text(report: QualityReport) -> str:
+    """A short human-readable report (CLI output, Airflow task log)."""
+    passed = sum(r.success for r in report.results)
+    verdict = "PASS" if report.success_blocking else "BLOCKED"
+    warnings = len(report.failed_warnings)
+    lines = [
+        f"quality {report.suite}  run {report.run_id}  at "
+        f"{report.validated_at.isoformat(timespec='seconds')}",
+        f"{verdict}: {passed}/{len(report.results)} expectations passed, "
+        f"{len(report.failed_blocking)} blocking failure(s), {warnings} warning(s) "
+        f"[{report.duration_seconds:.1f} s]",
+    ]
+    for r in report.results:
+        status = "ok  " if r.success else ("FAIL" if r.level == "block" else "WARN")
+        lines.append(
+            f"  {status} {r.level:<5} {r.expectation} [{r.column or 'table'}] {r.details}".rstrip()
+        )
+    return "\n".join(lines)

@@ -1,0 +1,148 @@
+"""Segment exports for marketing tools: member list, diff against the previous export, manifest.
+
+Layout: ``{exports_dir}/{segment}/{as_of}/`` with members.csv, added.csv, removed.csv and
+manifest.json (row counts, sha256 of each file, the definition used, opt-outs removed). Members
+are identified by `customer_key`, already a keyed HMAC token: no raw PII ever leaves the lake.
+Writing into a temporary folder and renaming it makes an export appear whole or not at all.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import shutil
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from functools import lru_cache
+from pathlib import Path
+
+import yaml
+
+from jobs.common import duck
+from jobs.common.errors import CdpError
+from jobs.common.settings import Settings, get_settings
+
+DEFINITIONS = Path(__file__).parent / "definitions.yaml"
+SOURCE_TABLE = "gold.customer_360"
+OPTOUT_TABLE = "silver.consent_optouts"
+
+
+@dataclass(frozen=True)
+class Segment:
+    name: str
+    description: str
+    where: str
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    segment: str
+    folder: Path
+    members: int
+    added: int
+    removed: int
+    optouts_removed: int
+
+
+@lru_cache(maxsize=1)
+def load_segments(path: Path = DEFINITIONS) -> dict[str, Segment]:
+    raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    return {
+        name: Segment(name, spec.get("description", ""), spec["where"])
+        for name, spec in (raw.get("segments") or {}).items()
+    }
+
+
+def get_segment(name: str) -> Segment:
+    segments = load_segments()
+    if name not in segments:
+        raise CdpError(f"unknown segment {name!r}; defined: {', '.join(sorted(segments))}")
+    return segments[name]
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _write_keys(path: Path, keys: list[str]) -> None:
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        w.writerow(["customer_key"])
+        w.writerows([k] for k in keys)
+
+
+def _read_keys(path: Path) -> set[str]:
+    with path.open(encoding="utf-8") as fh:
+        return {row["customer_key"] for row in csv.DictReader(fh)}
+
+
+def previous_export(segment_dir: Path, as_of: date) -> Path | None:
+    earlier = sorted(p for p in segment_dir.glob("????-??-??") if p.name < as_of.isoformat())
+    return earlier[-1] if earlier else None
+
+
+def export_segment(
+    name: str, as_of: date | None = None, settings: Settings | None = None
+) -> ExportResult:
+    settings = settings or get_settings()
+    as_of = as_of or date.today()
+    segment = get_segment(name)
+    con = duck.connect(settings)
+    tables = {
+        f"{s}.{t}"
+        for s, t in con.execute(
+            "select table_schema, table_name from information_schema.tables"
+        ).fetchall()
+    }
+    if SOURCE_TABLE not in tables:
+        raise CdpError(f"{SOURCE_TABLE} does not exist yet: run the daily batch first")
+    try:
+        matched = {
+            r[0]
+            for r in con.execute(
+                f"select customer_key from {SOURCE_TABLE} where {segment.where}"
+            ).fetchall()
+        }
+    except Exception as exc:  # duckdb raises several error types for a bad predicate
+        raise CdpError(f"segment {name!r}: invalid where clause {segment.where!r}: {exc}") from exc
+    optouts: set[str] = set()
+    if OPTOUT_TABLE in tables:
+        optouts = {r[0] for r in con.execute(f"select customer_key from {OPTOUT_TABLE}").fetchall()}
+    members = sorted(matched - optouts)
+
+    segment_dir = Path(settings.exports_dir) / name
+    final = segment_dir / as_of.isoformat()
+    previous = previous_export(segment_dir, as_of)
+    before = _read_keys(previous / "members.csv") if previous else set()
+    added = sorted(set(members) - before)
+    removed = sorted(before - set(members))
+
+    staging = segment_dir / f".{as_of.isoformat()}.tmp"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    _write_keys(staging / "members.csv", members)
+    _write_keys(staging / "added.csv", added)
+    _write_keys(staging / "removed.csv", removed)
+    manifest = {
+        "segment": name,
+        "description": segment.description,
+        "definition": {"table": SOURCE_TABLE, "where": segment.where},
+        "as_of": as_of.isoformat(),
+        "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "id_type": "customer_key (HMAC-SHA256 token)",
+        "previous_export": previous.name if previous else None,
+        "counts": {
+            "members": len(members),
+            "added": len(added),
+            "removed": len(removed),
+            "optouts_removed": len(matched & optouts),
+        },
+        "files": {
+            f: {"sha256": _sha256(staging / f)} for f in ("members.csv", "added.csv", "removed.csv")
+        },
+    }
+    (staging / "manifest.json").write_text(json.dumps(manifest, indent=2), encoding="utf-8")
+    shutil.rmtree(final, ignore_errors=True)
+    staging.rename(final)
+    return ExportResult(name, final, len(members), len(added), len(removed), len(matched & optouts))

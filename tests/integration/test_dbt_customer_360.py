@@ -1,0 +1,147 @@
+"""dbt builds gold.customer_360 from tiny silver tables, in-process on the test SparkSession.
+
+Expected values are computed here in Python from the same input rows, so the test states the
+business rules (what counts as paid, what as_of means) rather than magic numbers.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import date, datetime
+from decimal import ROUND_HALF_UP, Decimal
+
+import pytest
+
+from jobs.common.errors import CdpError
+from jobs.common.lake import list_tables, overwrite, table_path
+from jobs.profiles.dbt_runner import build, run_dbt
+
+pytestmark = [pytest.mark.slow, pytest.mark.integration]
+
+AS_OF = date(2024, 6, 30)
+PAID = {"paid", "shipped", "completed"}
+A, B, C = "a" * 64, "b" * 64, "c" * 64  # customer keys (64-hex HMAC tokens)
+
+# order_id, source, customer_key, order_date, amount, status, phone_token
+ORDERS = [
+    ("o1", "tmall", A, date(2024, 6, 1), "100.00", "paid", "pa"),
+    ("o2", "jd", A, date(2024, 6, 10), "50.55", "completed", "pa"),
+    ("o3", "tmall", A, date(2024, 6, 15), "30.00", "refunded", "pa"),
+    ("o4", "douyin", A, date(2024, 7, 2), "999.99", "paid", "pa"),  # after AS_OF: ignored
+    ("o5", "douyin", B, date(2024, 5, 5), "20.00", "closed", None),
+    ("o6", "mini_program", C, date(2024, 6, 30), "10.01", "shipped", "pc"),
+    ("o7", "tmall", C, date(2024, 6, 29), "10.00", "paid", "pc"),
+]
+# customer_key, phone_token, first_order_date, last_order_date, sources
+CUSTOMERS = [
+    (A, "pa", date(2024, 6, 1), date(2024, 7, 2), ["tmall", "jd", "douyin"]),
+    (B, "pb", date(2024, 5, 5), date(2024, 5, 5), ["douyin"]),
+    (C, "pc", date(2024, 6, 29), date(2024, 6, 30), ["mini_program", "tmall"]),
+]
+
+
+def _write_silver(spark, settings, customers=CUSTOMERS) -> None:
+    from pyspark.sql import types as T
+
+    orders_schema = T.StructType(
+        [
+            T.StructField("order_id", T.StringType()),
+            T.StructField("source", T.StringType()),
+            T.StructField("customer_key", T.StringType()),
+            T.StructField("order_ts", T.TimestampType()),
+            T.StructField("order_date", T.DateType()),
+            T.StructField("amount", T.DecimalType(18, 2)),
+            T.StructField("status", T.StringType()),
+            T.StructField("phone_token", T.StringType()),
+        ]
+    )
+    orders = [
+        (oid, src, key, datetime(day.year, day.month, day.day, 10), day, Decimal(amount), st, ph)
+        for oid, src, key, day, amount, st, ph in ORDERS
+    ]
+    overwrite(
+        spark.createDataFrame(orders, orders_schema), table_path("silver", "orders", settings)
+    )
+
+    customers_schema = T.StructType(
+        [
+            T.StructField("customer_key", T.StringType()),
+            T.StructField("phone_token", T.StringType()),
+            T.StructField("first_order_date", T.DateType()),
+            T.StructField("last_order_date", T.DateType()),
+            T.StructField("sources", T.ArrayType(T.StringType())),
+            T.StructField("updated_at", T.TimestampType()),
+        ]
+    )
+    rows = [(*row, datetime(2024, 7, 3)) for row in customers]
+    overwrite(
+        spark.createDataFrame(rows, customers_schema),
+        table_path("silver", "customers", settings),
+    )
+
+
+def _expected(as_of: date) -> dict[str, dict]:
+    """customer_360 computed in Python from ORDERS and CUSTOMERS."""
+    phones = {key: phone for key, phone, *_ in CUSTOMERS}
+    by_customer: dict[str, list[tuple]] = defaultdict(list)
+    for order in ORDERS:
+        if order[3] <= as_of:
+            by_customer[order[2]].append(order)
+    expected = {}
+    for key, orders in by_customer.items():
+        paid = [Decimal(o[4]) for o in orders if o[5] in PAID]
+        total = sum(paid, Decimal("0.00"))
+        last = max(o[3] for o in orders)
+        expected[key] = {
+            "phone_token": phones.get(key) or max((o[6] for o in orders if o[6]), default=None),
+            "first_order_date": min(o[3] for o in orders),
+            "last_order_date": last,
+            "orders_count": len(orders),
+            "paid_orders_count": len(paid),
+            "refunded_orders_count": sum(1 for o in orders if o[5] == "refunded"),
+            "total_amount": total,
+            "avg_order_amount": (
+                (total / len(paid)).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+                if paid
+                else None
+            ),
+            "days_since_last_order": (as_of - last).days,
+            "sources": sorted({o[1] for o in orders}),
+        }
+    return expected
+
+
+def test_build_publishes_customer_360_as_a_delta_table_in_the_lake(spark, lake):
+    ansi = spark.conf.get("spark.sql.ansi.enabled")
+    _write_silver(spark, lake)
+
+    result = build(AS_OF, spark=spark, settings=lake)
+
+    statuses = {r.node.unique_id: str(r.status) for r in result.results}
+    assert statuses["model.cdp.customer_360"] == "success"
+    assert any(uid.startswith("unit_test.cdp.int_customer_orders_aggregated") for uid in statuses)
+
+    # The gold table is a Delta table in the lake, so any new session finds it.
+    path = table_path("gold", "customer_360", lake)
+    assert ("gold", "customer_360", path) in list_tables(lake)
+    rows = spark.read.format("delta").load(path).collect()
+
+    actual = {row["customer_key"]: row.asDict() for row in rows}
+    expected = _expected(AS_OF)
+    assert set(actual) == set(expected)
+    for key, want in expected.items():
+        got = {column: actual[key][column] for column in want}
+        assert got == want, key
+
+    # Rebuilding (table now registered and existing) replaces it, never appends.
+    build(AS_OF, spark=spark, settings=lake)
+    assert spark.read.format("delta").load(path).count() == len(expected)
+    # dbt-spark forces ANSI off on the shared session; the runner puts it back.
+    assert spark.conf.get("spark.sql.ansi.enabled") == ansi
+
+
+def test_failing_data_test_raises_cdp_error_naming_the_node(spark, lake):
+    _write_silver(spark, lake, customers=[*CUSTOMERS, CUSTOMERS[0]])  # duplicate customer_key
+
+    with pytest.raises(CdpError, match="source_unique_cdp_customers_customer_key"):
+        run_dbt(["build", "--select", "source:cdp.customers"], spark=spark, settings=lake)

@@ -1,0 +1,47 @@
+import hashlib
+import hmac
+
+import pytest
+from pyspark.sql import functions as F
+
+from jobs.common.pii import hmac_sha256_hex, normalize_cn_mobile
+
+KEY = b"unit-test-key-that-is-long-enough-0123456789"
+
+
+@pytest.mark.parametrize("key", [KEY, b"k" * 64, b"x" * 100])
+def test_spark_hmac_matches_python_hmac(spark, key):
+    values = ["13912345678", "王小明", "", "a" * 200]
+    df = spark.createDataFrame([(v,) for v in values], "v string")
+    got = [r.h for r in df.select(hmac_sha256_hex(F.col("v"), key).alias("h")).collect()]
+    expected = [hmac.new(key, v.encode(), hashlib.sha256).hexdigest() for v in values]
+    assert got == expected
+
+
+def test_namespace_separates_identical_values(spark):
+    df = spark.createDataFrame([("123",)], "v string")
+    row = df.select(
+        hmac_sha256_hex(F.col("v"), KEY, namespace="phone:").alias("a"),
+        hmac_sha256_hex(F.col("v"), KEY, namespace="tmall_open_uid:").alias("b"),
+    ).first()
+    assert row.a != row.b
+    assert row.a == hmac.new(KEY, b"phone:123", hashlib.sha256).hexdigest()
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("13912345678", "13912345678"),
+        ("１３９１２３４５６７８", "13912345678"),
+        ("+86 139-1234-5678", "13912345678"),
+        ("008613912345678", "13912345678"),
+        ("139****5678", None),
+        ("13800138000", None),
+        ("12912345678", None),
+        ("1391234567", None),
+        (None, None),
+    ],
+)
+def test_normalize_cn_mobile(spark, raw, expected):
+    df = spark.createDataFrame([(raw,)], "p string")
+    assert df.select(normalize_cn_mobile(F.col("p")).alias("n")).first().n == expected

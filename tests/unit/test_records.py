@@ -1,0 +1,112 @@
+"""The Tmall order export parser: every line ends as a record or a rejection with a reason."""
+
+from decimal import Decimal
+
+import pytest
+
+from jobs.ingest.records import Record, Rejected, coerce, decode, parse_csv
+from jobs.ingest.spec import get_spec
+
+SPEC = get_spec("tmall.orders")
+HEADER = ",".join(c.header for c in SPEC.columns)
+GOOD = (
+    "2026112201000001,AAGxyz0123456789abcdefgh,258.00,交易成功,王伟,13912345678,"
+    "上海市浦东新区1号,2026-11-22 10:31:05,2026-11-22 10:35:00,保湿精华液 30ml,2,0.00"
+)
+
+
+def _parse(*lines: str, encoding: str = "utf-8") -> list:
+    return list(parse_csv(("\r\n".join([HEADER, *lines]) + "\r\n").encode(encoding), SPEC))
+
+
+def test_good_line_is_mapped_and_coerced():
+    [rec] = _parse(GOOD)
+    assert isinstance(rec, Record)
+    assert rec.line == 2
+    assert rec.values["order_id"] == "2026112201000001"
+    assert rec.values["payment"] == Decimal("258.00")
+    assert rec.values["order_status"] == "TRADE_FINISHED"
+    assert rec.values["created"] == "2026-11-22T10:31:05"
+    assert rec.values["item_quantity"] == 2
+    assert rec.extra == {}
+
+
+@pytest.mark.parametrize("encoding", ["gbk", "utf-8-sig", "utf-8"])
+def test_gbk_and_bom_files_decode(encoding):
+    [rec] = _parse(GOOD, encoding=encoding)
+    assert isinstance(rec, Record)
+    assert rec.values["receiver_name"] == "王伟"
+
+
+def test_decode_reports_encoding():
+    assert decode("王".encode("gbk"))[1] == "gb18030"
+    assert decode(b"\xef\xbb\xbfabc") == ("abc", "utf-8-sig")
+
+
+@pytest.mark.parametrize(
+    ("mutate", "field", "reason"),
+    [
+        (lambda c: c[:5], None, "expected 12 fields, got 5"),
+        (lambda c: [*c[:2], "12..5", *c[3:]], "payment", "expected a decimal amount"),
+        (
+            lambda c: [*c[:3], "交易状态未知", *c[4:]],
+            "order_status",
+            "unknown value '交易状态未知'",
+        ),
+        (lambda c: ["", *c[1:]], "order_id", "required field 'order_id'"),
+        (lambda c: ["12ab", *c[1:]], "order_id", "does not match"),
+        (lambda c: [*c[:7], "yesterday", *c[8:]], "created", "expected a date-time"),
+        (lambda c: [*c[:2], "-5.00", *c[3:]], "payment", "less than the minimum"),
+        (lambda c: [*c[:10], "two", c[11]], "item_quantity", "expected a whole number"),
+    ],
+)
+def test_bad_lines_are_rejected_with_field_and_reason(mutate, field, reason):
+    line = ",".join(mutate(GOOD.split(",")))
+    items = _parse(GOOD, line, GOOD.replace("0000001", "0000002"))
+    assert [type(i) for i in items] == [Record, Rejected, Record]
+    bad = items[1]
+    assert bad.line == 3
+    assert bad.field == field
+    assert reason in bad.reason
+    assert bad.raw == line
+
+
+def test_empty_line_is_rejected_not_dropped():
+    items = _parse(GOOD, ",,,,,,,,,,,")
+    assert isinstance(items[1], Rejected)
+    assert items[1].reason == "empty line"
+
+
+def test_unknown_column_is_kept_as_extra():
+    data = (HEADER + ",店铺名称\r\n" + GOOD + ",旗舰店\r\n").encode()
+    [rec] = parse_csv(data, SPEC)
+    assert rec.extra == {"店铺名称": "旗舰店"}
+
+
+def test_missing_required_column_rejects_every_line():
+    header = HEADER.replace("买家实际支付金额", "实付")
+    data = (header + "\r\n" + GOOD + "\r\n" + GOOD + "\r\n").encode()
+    items = list(parse_csv(data, SPEC))
+    assert len(items) == 2
+    assert all(isinstance(i, Rejected) and "买家实际支付金额" in i.reason for i in items)
+
+
+def test_multiline_quoted_cell_keeps_line_numbers():
+    cells = GOOD.split(",")
+    cells[6] = '"上海市\n浦东新区1号"'
+    items = _parse(",".join(cells), GOOD.replace("0000001", "0000009"))
+    assert [i.line for i in items] == [2, 4]
+    assert all(isinstance(i, Record) for i in items)
+
+
+@pytest.mark.parametrize(
+    ("value", "type_", "expected"),
+    [
+        ("¥1,288.50", "decimal", Decimal("1288.50")),
+        ("", "decimal", None),
+        ("2026/11/22 10:31", "datetime", "2026-11-22T10:31:00"),
+        ("  x ", "string", "x"),
+    ],
+)
+def test_coerce(value, type_, expected):
+    assert coerce(value, type_) == expected

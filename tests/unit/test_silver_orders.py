@@ -1,0 +1,117 @@
+import hashlib
+import hmac
+from datetime import date, datetime
+from decimal import Decimal
+
+from jobs.identity.customers import customers_from_orders
+from jobs.silver.orders import SILVER_ORDER_COLUMNS, tmall_to_silver
+
+KEY = b"silver-unit-test-key-0123456789abcdef"
+BRONZE = (
+    "order_id string, buyer_open_uid string, payment decimal(18,2), order_status string, "
+    "receiver_mobile string, created timestamp, pay_time timestamp, refund_fee decimal(18,2), "
+    "item_quantity long, _file string, _line long, _batch_id string, _ingested_at timestamp"
+)
+
+
+def _token(ns: str, value: str) -> str:
+    return hmac.new(KEY, f"{ns}{value}".encode(), hashlib.sha256).hexdigest()
+
+
+def _row(order_id, uid, amount, status, mobile, created, ingested, refund="0", line=2):
+    return (
+        order_id,
+        uid,
+        Decimal(amount),
+        status,
+        mobile,
+        created,
+        created,
+        Decimal(refund),
+        1,
+        "f.csv",
+        line,
+        "b1",
+        ingested,
+    )
+
+
+def test_tmall_to_silver(spark):
+    t1, t2 = datetime(2026, 11, 21, 9), datetime(2026, 11, 22, 9)
+    bronze = spark.createDataFrame(
+        [
+            # re-synced order: the later sync wins
+            _row(
+                "1001",
+                "uidA0000000",
+                "100.00",
+                "WAIT_SELLER_SEND_GOODS",
+                "13912345678",
+                datetime(2026, 11, 21, 10, 30),
+                t1,
+            ),
+            _row(
+                "1001",
+                "uidA0000000",
+                "100.00",
+                "TRADE_FINISHED",
+                "13912345678",
+                datetime(2026, 11, 21, 10, 30),
+                t2,
+            ),
+            # masked phone: keyed on the platform id
+            _row(
+                "1002",
+                "uidB0000000",
+                "50.00",
+                "TRADE_CLOSED",
+                "139****5678",
+                datetime(2026, 11, 22, 23, 59),
+                t2,
+                refund="50.00",
+            ),
+            _row(
+                "1003",
+                "uidC0000000",
+                "20.00",
+                "TRADE_CLOSED",
+                "１３９１２３４５６７８",
+                datetime(2026, 11, 22, 8),
+                t2,
+            ),
+        ],
+        BRONZE,
+    )
+    out = {r.order_id: r for r in tmall_to_silver(bronze, KEY).collect()}
+    assert set(out) == {"1001", "1002", "1003"}
+    assert list(tmall_to_silver(bronze, KEY).columns) == SILVER_ORDER_COLUMNS
+
+    phone = _token("phone:", "13912345678")
+    assert out["1001"].status == "completed"
+    assert out["1001"].customer_key == phone
+    assert out["1001"].key_type == "phone"
+    assert out["1001"].order_date == date(2026, 11, 21)
+    assert out["1002"].status == "refunded"
+    assert out["1002"].phone_token is None
+    assert out["1002"].customer_key == _token("tmall_open_uid:", "uidB0000000")
+    assert out["1002"].key_type == "tmall_open_uid"
+    # full-width digits normalize to the same person as order 1001
+    assert out["1003"].customer_key == phone
+    assert out["1003"].status == "closed"
+
+
+def test_customers_from_orders(spark):
+    orders = spark.createDataFrame(
+        [
+            ("k1", "phone", "t1", date(2026, 11, 1), "tmall", datetime(2026, 11, 2)),
+            ("k1", "phone", "t1", date(2026, 11, 5), "jd", datetime(2026, 11, 6)),
+            ("k2", "tmall_open_uid", None, date(2026, 11, 3), "tmall", datetime(2026, 11, 3)),
+        ],
+        "customer_key string, key_type string, phone_token string, order_date date, "
+        "source string, updated_at timestamp",
+    )
+    rows = {r.customer_key: r for r in customers_from_orders(orders).collect()}
+    assert rows["k1"].first_order_date == date(2026, 11, 1)
+    assert rows["k1"].last_order_date == date(2026, 11, 5)
+    assert rows["k1"].sources == ["jd", "tmall"]
+    assert rows["k2"].phone_token is None
