@@ -26,7 +26,9 @@ _settings = get_settings()
 def business_date(logical_date: pendulum.DateTime | None) -> date:
     if logical_date is None:
         raise ValueError("cdp_daily needs a logical date: trigger it with one (-l YYYY-MM-DD)")
-    return pendulum.instance(logical_date).in_timezone(TIMEZONE).date()
+    local = pendulum.instance(logical_date).in_timezone(TIMEZONE)
+    # A plain datetime.date: Spark rejects pendulum's Date subclass in DataFrame rows.
+    return date(local.year, local.month, local.day)
 
 
 @dag(

@@ -136,7 +136,7 @@ def query(
     try:
         cur = con.execute(sql)
     except duckdb.Error as exc:
-        raise CdpError(f"query failed: {exc}") from exc
+        raise CdpError(f"query failed: {str(exc).splitlines()[0]}") from exc
     columns = [d[0] for d in cur.description or []]
     rows = cur.fetchmany(limit)
     print_rows(columns, rows)
@@ -235,11 +235,15 @@ def stream_run(
     """Run the cart-abandonment trigger job (Kafka -> triggers topic + Delta audit)."""
     from jobs.stream.job import run
 
-    run(run_seconds=seconds, timeout_seconds=timeout)
+    summary = run(run_seconds=seconds, timeout_seconds=timeout)
+    console.print(
+        f"{summary.batches} micro-batches: {summary.triggers} triggers, "
+        f"{summary.quarantined} events quarantined (checkpoint {summary.checkpoint})"
+    )
 
 
 @app.command()
-def demo(customers: int = 1000, days: int = 3, stream_seconds: float = 60.0):
+def demo(customers: int = 1000, days: int = 3, stream_seconds: float = 90.0):
     """The whole platform end to end on the embedded default, then a summary."""
     from jobs.demo import run_demo
 

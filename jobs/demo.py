@@ -38,7 +38,7 @@ def ensure_local_key(settings: Settings) -> None:
     get_settings.cache_clear()
 
 
-def run_demo(customers: int = 1000, days: int = 3, stream_seconds: float = 60.0) -> None:
+def run_demo(customers: int = 1000, days: int = 3, stream_seconds: float = 90.0) -> None:
     from jobs.common import duck
     from jobs.common.airflow_env import dags_test, ensure_db
     from jobs.ingest.simulate import simulate
@@ -66,26 +66,30 @@ def run_demo(customers: int = 1000, days: int = 3, stream_seconds: float = 60.0)
             info.bootstrap_servers, [settings.kafka.events_topic, settings.kafka.triggers_topic]
         )
     try:
-        events = read_events(landing / "web" / "events" / "events.jsonl", limit=300)
-        sender = threading.Thread(
-            target=lambda: (
-                time.sleep(5),
-                produce(events, bootstrap_servers=info.bootstrap_servers),
-            ),
-            daemon=True,
-        )
+        # The last simulated events, plus one broken message the job must quarantine.
+        events: list[dict | bytes] = [*read_events(landing / "web/events/events.jsonl", 300)]
+        events.append(b'{"event_type": "add_to_cart", "customer_key": ')
+
+        def send_after_start() -> None:
+            time.sleep(5)
+            produce(events, bootstrap_servers=info.bootstrap_servers)
+
+        sender = threading.Thread(target=send_after_start, daemon=True)
         with step(f"streaming job for {stream_seconds:.0f}s ({len(events)} events)"):
             from jobs.stream.job import run as run_stream
 
             sender.start()
-            run_stream(
+            summary = run_stream(
                 info.bootstrap_servers,
                 run_seconds=stream_seconds,
-                timeout_seconds=min(
-                    settings.stream.cart_abandon_seconds, max(5, int(stream_seconds / 4))
-                ),
+                # A short window so abandoned carts fire within the demo's run.
+                timeout_seconds=min(settings.stream.cart_abandon_seconds, 10),
             )
             sender.join(timeout=30)
+        console.print(
+            f"  stream: {summary.batches} micro-batches, {summary.triggers} "
+            f"cart-abandonment triggers, {summary.quarantined} events quarantined"
+        )
     finally:
         with step("stop the local Kafka broker"):
             broker.stop(settings)

@@ -1,0 +1,73 @@
+"""The `cdp` command line as a user meets it: help, one-line errors, traces only with --debug."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+COMMANDS = [
+    "simulate",
+    "dag-test",
+    "query",
+    "tables",
+    "demo",
+    "run",
+    "kafka",
+    "segments",
+    "stream",
+    "quarantine",
+]
+
+
+def cdp(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "jobs.cli", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "COLUMNS": "200", **(env or {})},
+        timeout=120,
+        check=False,
+    )
+
+
+def test_help_lists_every_command_with_a_description():
+    out = cdp("--help")
+    assert out.returncode == 0
+    for command in COMMANDS:
+        line = next(ln for ln in out.stdout.splitlines() if f" {command} " in ln)
+        assert len(line.split(command, 1)[1].strip(" │")) > 10, line
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("segments", "export", "nope"), "unknown segment 'nope'"),
+        (("run", "daily", "--date", "22/11/2026"), "expected YYYY-MM-DD"),
+        (("query", "select * from nowhere.nothing"), "query failed"),
+    ],
+)
+def test_errors_are_one_line_without_a_trace(lake, args, message):
+    out = cdp(*args)
+    assert out.returncode == 1
+    lines = [ln for ln in out.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1, out.stderr
+    assert lines[0].startswith("error:")
+    assert message in lines[0]
+    assert "Traceback" not in out.stderr
+
+
+def test_debug_shows_the_trace(lake):
+    out = cdp("--debug", "segments", "export", "nope")
+    assert out.returncode == 1
+    assert "Traceback" in out.stderr
+    assert "CdpError" in out.stderr
+
+
+def test_simulate_writes_one_landing_folder_per_day(lake):
+    out = cdp("simulate", "--customers", "30", "--days", "2", "--end", "2026-11-22")
+    assert out.returncode == 0, out.stderr
+    assert "30 customers" in out.stdout
+    landing = Path(lake.landing_root) / "tmall" / "orders"
+    assert sorted(p.name for p in landing.iterdir()) == ["dt=2026-11-21", "dt=2026-11-22"]
