@@ -15,9 +15,10 @@ from __future__ import annotations
 from datetime import date, timedelta
 
 import pendulum
-from airflow.sdk import CronDataIntervalTimetable, dag, task
+from airflow.sdk import CronDataIntervalTimetable, chain, dag, task
 
 from jobs.common.settings import get_settings
+from jobs.daily import STEPS  # light: the steps import Spark only when they run
 
 TIMEZONE = "Asia/Shanghai"
 _settings = get_settings()
@@ -46,37 +47,19 @@ def business_date(logical_date: pendulum.DateTime | None) -> date:
     doc_md=__doc__,
 )
 def cdp_daily():
-    @task
-    def ingest(logical_date=None) -> dict:
+    chain(*(_step_task(step.__name__)() for step in STEPS))
+
+
+def _step_task(name: str):
+    """A task running `jobs.daily.<name>` for the run's business date."""
+
+    @task(task_id=name)
+    def run_step(logical_date=None) -> dict:
         from jobs import daily
 
-        return daily.ingest(business_date(logical_date))
+        return getattr(daily, name)(business_date(logical_date))
 
-    @task
-    def check_bronze(logical_date=None) -> dict:
-        from jobs import daily
-
-        return daily.check_bronze(business_date(logical_date))
-
-    @task
-    def build_silver(logical_date=None) -> dict:
-        from jobs import daily
-
-        return daily.build_silver(business_date(logical_date))
-
-    @task
-    def publish_marts(logical_date=None) -> dict:
-        from jobs import daily
-
-        return daily.publish_marts(business_date(logical_date))
-
-    @task
-    def export_segments(logical_date=None) -> dict:
-        from jobs import daily
-
-        return daily.export_segments(business_date(logical_date))
-
-    ingest() >> check_bronze() >> build_silver() >> publish_marts() >> export_segments()
+    return run_step
 
 
-cdp_daily()
+cdp_daily_dag = cdp_daily()

@@ -1,5 +1,6 @@
 """Which business date a cdp_daily run processes (Asia/Shanghai calendar days)."""
 
+import itertools
 import runpy
 from datetime import date
 from pathlib import Path
@@ -35,3 +36,14 @@ def test_business_date_is_the_shanghai_day_as_a_plain_date(business_date, logica
 def test_a_run_without_logical_date_is_refused(business_date):
     with pytest.raises(ValueError, match="logical date"):
         business_date(None)
+
+
+def test_tasks_are_the_daily_steps_in_order():
+    from jobs.daily import STEPS
+
+    dag = runpy.run_path(str(DAG_FILE))["cdp_daily_dag"]
+    names = [step.__name__ for step in STEPS]
+    assert sorted(dag.task_ids) == sorted(names)
+    for upstream, downstream in itertools.pairwise(names):
+        assert dag.get_task(downstream).upstream_task_ids == {upstream}
+    assert dag.get_task(names[0]).upstream_task_ids == set()
