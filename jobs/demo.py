@@ -91,6 +91,11 @@ def run_demo(customers: int = 1000, days: int = 3, stream_seconds: float = 90.0)
             f"cart-abandonment triggers, {summary.quarantined} events quarantined"
         )
     finally:
+        from pyspark.sql import SparkSession
+
+        # Spark caches Kafka producers; stop it first or they keep calling a stopped broker.
+        if (spark := SparkSession.getActiveSession()) is not None:
+            spark.stop()
         with step("stop the local Kafka broker"):
             broker.stop(settings)
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import logging
 import sys
+import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import TypeVar
@@ -12,17 +12,16 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 T = TypeVar("T")
-log = logging.getLogger("cdp")
 console = Console(stderr=True)
 
 
 def track(items: Iterable[T], description: str, total: int | None = None) -> Iterator[T]:
-    """Iterate with a progress bar on a TTY, or a log line per item otherwise."""
+    """Iterate with a progress bar on a TTY, or a line per item otherwise (Airflow logs, CI)."""
     items = list(items) if total is None else items
     total = len(items) if total is None else total  # type: ignore[arg-type]
     if not sys.stderr.isatty():
         for i, item in enumerate(items, 1):
-            log.info("%s: %d/%d", description, i, total)
+            console.print(f"{description}: {i}/{total}", highlight=False)
             yield item
         return
     with Progress(
@@ -41,12 +40,12 @@ def track(items: Iterable[T], description: str, total: int | None = None) -> Ite
 
 @contextmanager
 def step(description: str) -> Iterator[None]:
-    """A spinner with elapsed time for one long step of unknown length."""
-    if not sys.stderr.isatty():
-        log.info("%s ...", description)
+    """A spinner for one long step of unknown length, then a line with its duration."""
+    started = time.monotonic()
+    if sys.stderr.isatty():
+        with console.status(f"[bold]{description}[/] ..."):
+            yield
+    else:
+        console.print(f"→ {description} ...", highlight=False)
         yield
-        log.info("%s: done", description)
-        return
-    with console.status(f"[bold]{description}[/] ..."):
-        yield
-    console.print(f"[green]✓[/] {description}")
+    console.print(f"[green]✓[/] {description} ({time.monotonic() - started:.0f}s)", highlight=False)

@@ -55,6 +55,9 @@ def get_spark(app_name: str = "cdp", settings: Settings | None = None) -> SparkS
     # Python workers must run the interpreter that has our packages (the virtualenv's).
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+    if settings.spark.master.startswith("local"):
+        # Local mode talks to itself: bind to loopback (and skip Spark's warning about it).
+        os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     warehouse = f"{settings.lake_root.rstrip('/')}/_warehouse"
     builder = (
         SparkSession.builder.appName(app_name)

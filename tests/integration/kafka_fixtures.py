@@ -24,4 +24,10 @@ def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[broker.Br
     try:
         yield info
     finally:
+        # At the end of the run: Spark caches Kafka producers, which would keep calling a
+        # stopped broker (and log every second) while the rest of the session tears down.
+        from pyspark.sql import SparkSession
+
+        if (spark := SparkSession.getActiveSession()) is not None:
+            spark.stop()
         broker.stop(settings, timeout=20)
