@@ -54,34 +54,43 @@ def bench_tmall_ingest(customers: int, days: int) -> dict:
         orders_per_customer_day=0.2,
     )
     spark = get_spark("cdp-bench")
-    spark.range(1).write.format("delta").mode("overwrite").save(f"{settings.lake_root}/_warm")
+    # Spark 4 reads GBK only with the legacy Java charsets switched on.
+    spark.conf.set("spark.sql.legacy.javaCharsets", "true")
+    days_ = [end - timedelta(days=offset) for offset in range(days)]
+    files = sorted(str(p) for p in Path(settings.landing_root).glob("tmall/orders/dt=*/*.csv"))
 
-    started = time.perf_counter()
-    rows = 0
-    for offset in range(days):
-        rows += ingest("tmall.orders", end - timedelta(days=offset)).rows_read
-    ours = time.perf_counter() - started
+    def ours() -> int:
+        return sum(ingest("tmall.orders", d).rows_read for d in days_)
 
-    files = [str(p) for p in Path(settings.landing_root).glob("tmall/orders/dt=*/*.csv")]
+    def baseline() -> int:
+        # A plain read and write of the same files: no validation, quarantine or reconciliation.
+        total = 0
+        for f in files:
+            enc = "GBK" if Path(f).read_bytes()[:3] != b"\xef\xbb\xbf" else "UTF-8"
+            df = spark.read.option("header", True).option("encoding", enc).csv(f)
+            df.write.format("delta").mode("overwrite").save(f"{settings.lake_root}/_baseline")
+            total += df.count()
+        return total
+
+    ours(), baseline()  # warm-up: JIT, Delta and Python workers; both paths are idempotent
     started = time.perf_counter()
-    total = 0
-    for f in files:  # a plain read and write of each file: no validation, no quarantine
-        enc = "GBK" if Path(f).read_bytes()[:3] != b"\xef\xbb\xbf" else "UTF-8"
-        df = spark.read.option("header", True).option("encoding", enc).csv(f)
-        df.write.format("delta").mode("append").save(f"{settings.lake_root}/_baseline")
-        total += df.count()
-    baseline = time.perf_counter() - started
+    rows = ours()
+    ours_s = time.perf_counter() - started
+    started = time.perf_counter()
+    total = baseline()
+    baseline_s = time.perf_counter() - started
     return {
         "name": "tmall_orders_ingest",
         "what": f"{rows} Tmall order rows in {len(files)} CSV files (GBK/UTF-8) -> bronze Delta",
         "rows": rows,
         "orders_simulated": world.orders,
-        "seconds": round(ours, 2),
-        "rows_per_second": round(rows / ours),
-        "baseline": "plain spark.read.csv -> Delta append of the same files",
-        "baseline_seconds": round(baseline, 2),
-        "baseline_rows_per_second": round(total / baseline),
-        "ratio_to_baseline": round(ours / baseline, 2),
+        "seconds": round(ours_s, 2),
+        "rows_per_second": round(rows / ours_s),
+        "baseline": "plain spark.read.csv -> Delta write of the same files",
+        "baseline_seconds": round(baseline_s, 2),
+        "baseline_rows_per_second": round(total / baseline_s),
+        "ratio_to_baseline": round(ours_s / baseline_s, 2),
+        "runs": "second (warm) pass of each; the first pass warms the JVM for both",
     }
 
 
@@ -112,7 +121,7 @@ def write_doc(results: list[dict]) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--customers", type=int, default=20_000)
+    parser.add_argument("--customers", type=int, default=200_000)
     parser.add_argument("--days", type=int, default=3)
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="cdp-bench-"))

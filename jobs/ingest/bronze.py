@@ -109,6 +109,15 @@ def type_bronze(
     )
 
 
+def _string_frame(spark: SparkSession, rows: list[tuple], schema: T.StructType) -> DataFrame:
+    """Rows of strings -> DataFrame through Arrow: ~5x faster than Python rows (bench/)."""
+    import pyarrow as pa
+
+    names = schema.fieldNames()
+    table = pa.table({n: pa.array([r[i] for r in rows], pa.string()) for i, n in enumerate(names)})
+    return spark.createDataFrame(table, schema=schema)
+
+
 def _cell(value: object) -> str | None:
     return None if value is None else str(value)
 
@@ -165,7 +174,7 @@ def ingest(
     rows_read = len(rows) + len(rejected)
 
     bronze = type_bronze(
-        spark.createDataFrame(rows, bronze_schema(spec)), spec, ingested_at, logical_date
+        _string_frame(spark, rows, bronze_schema(spec)), spec, ingested_at, logical_date
     )
     bronze_path = lake.table_path("bronze", spec.bronze_table, settings)
     lake.replace_partition(
