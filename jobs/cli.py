@@ -186,6 +186,28 @@ def quarantine_list(limit: int = 20):
     )
 
 
+@quarantine_app.command("replay")
+def quarantine_replay(
+    source: Annotated[str | None, typer.Option(help="Only this source, e.g. tmall.orders")] = None,
+    since: Annotated[str | None, typer.Option(help="First date YYYY-MM-DD")] = None,
+    until: Annotated[str | None, typer.Option(help="Last date YYYY-MM-DD")] = None,
+):
+    """Re-ingest every day that has quarantined rows (after fixing files, spec or schema)."""
+    from jobs.ingest.replay import replay
+
+    results = replay(source, _date(since) if since else None, _date(until) if until else None)
+    if not results:
+        console.print("nothing in quarantine")
+        return
+    print_rows(
+        ["source", "date", "quarantined before", "released to bronze", "still quarantined"],
+        [
+            (r.source_key, r.logical_date, r.quarantined_before, r.released, r.quarantined_after)
+            for r in results
+        ],
+    )
+
+
 @kafka_app.command("start")
 def kafka_start():
     """Start the local broker (idempotent)."""

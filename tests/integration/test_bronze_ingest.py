@@ -7,8 +7,10 @@ import pytest
 from pyspark.sql import functions as F
 
 from jobs.common import lake as lake_io
+from jobs.common.errors import CdpError
 from jobs.ingest.bronze import ingest
 from jobs.ingest.records import Record, parse_file
+from jobs.ingest.replay import replay
 from jobs.ingest.simulate import simulate
 from jobs.ingest.spec import get_spec
 
@@ -59,3 +61,57 @@ def test_day_without_files_is_an_empty_reconciled_batch(spark, lake):
     result = ingest("tmall.orders", date(2020, 1, 1), spark=spark, settings=lake)
     assert (result.files, result.rows_read, result.rows_bronze) == (0, 0, 0)
     assert result.reconciled
+
+
+def _landing_file(lake, day):
+    folder = Path(lake.landing_root) / "tmall" / "orders" / f"dt={day}"
+    return next(folder.glob("*.csv"))
+
+
+def test_same_file_under_another_date_is_skipped(spark, lake):
+    simulate(Path(lake.landing_root), customers=100, days=1, seed=4, end=DAY, bad_rate=0.0)
+    first = ingest("tmall.orders", DAY, spark=spark, settings=lake)
+    assert first.rows_bronze > 0
+    other_day = date(2026, 11, 23)
+    copy = Path(lake.landing_root) / "tmall" / "orders" / f"dt={other_day}" / "resent.csv"
+    copy.parent.mkdir(parents=True)
+    copy.write_bytes(_landing_file(lake, DAY).read_bytes())
+
+    again = ingest("tmall.orders", other_day, spark=spark, settings=lake)
+    assert (again.files, again.rows_read, again.rows_bronze) == (0, 0, 0)
+    assert len(again.files_skipped) == 1
+    assert str(DAY) in again.files_skipped[0]
+    assert "resent.csv" in again.files_skipped[0]
+    # rerunning the original day is still a plain replace, not a skip
+    assert ingest("tmall.orders", DAY, spark=spark, settings=lake).rows_bronze == first.rows_bronze
+
+
+def test_missing_landing_files_never_erase_bronze(spark, lake):
+    simulate(Path(lake.landing_root), customers=100, days=1, seed=4, end=DAY, bad_rate=0.0)
+    first = ingest("tmall.orders", DAY, spark=spark, settings=lake)
+    _landing_file(lake, DAY).unlink()
+    with pytest.raises(CdpError, match="refusing to replace"):
+        ingest("tmall.orders", DAY, spark=spark, settings=lake)
+    bronze = spark.read.format("delta").load(lake_io.table_path("bronze", "tmall_orders", lake))
+    assert bronze.count() == first.rows_bronze
+
+
+def test_replay_releases_fixed_rows_from_quarantine(spark, lake):
+    simulate(Path(lake.landing_root), customers=300, days=1, seed=8, end=DAY, bad_rate=0.0)
+    path = _landing_file(lake, DAY)
+    data = path.read_bytes()
+    encoding = "utf-8-sig" if data.startswith(b"\xef\xbb\xbf") else "gb18030"
+    lines = data.decode(encoding).split("\r\n")
+    broken = [lines[0]] + [ln.replace(",交易成功,", ",交易状态未知,") for ln in lines[1:]]
+    path.write_bytes("\r\n".join(broken).encode(encoding))
+    before = ingest("tmall.orders", DAY, spark=spark, settings=lake)
+    assert before.rows_quarantined > 0
+
+    path.write_bytes(data)  # the platform re-exports the day correctly
+    [result] = replay("tmall.orders", settings=lake)
+    assert result.logical_date == DAY
+    assert result.quarantined_before == before.rows_quarantined
+    assert result.quarantined_after == 0
+    assert result.released == before.rows_quarantined
+    assert result.bronze_after == before.rows_bronze + before.rows_quarantined
+    assert replay("tmall.orders", settings=lake) == []
