@@ -118,6 +118,35 @@ def dag_test(day: DateOpt = None, dag_id: str = "cdp_daily"):
 
 
 @app.command()
+def ingest(
+    source: Annotated[str, typer.Argument(help="Source dataset, e.g. tmall.orders")],
+    day: DateOpt = None,
+):
+    """Ingest one source's landing files for a date into bronze (+ quarantine), reconciled."""
+    from jobs.ingest.bronze import ingest as run
+
+    r = run(source, _date(day))
+    skipped = (
+        f", {len(r.files_skipped)} file(s) skipped as already ingested" if (r.files_skipped) else ""
+    )
+    console.print(
+        f"{source} {r.logical_date}: {r.rows_read} rows read from {r.files} file(s): "
+        f"{r.rows_bronze} to bronze, {r.rows_quarantined} quarantined{skipped}"
+    )
+
+
+@app.command("pull-youzan")
+def pull_youzan(day: DateOpt = None):
+    """Pull a day's Youzan orders over its Open API into the landing area (CDP_YOUZAN__*)."""
+    from jobs.ingest.youzan import pull_orders
+
+    path = pull_orders(_date(day))
+    with path.open(encoding="utf-8") as fh:
+        count = sum(1 for _ in fh)
+    console.print(f"youzan.orders {_date(day)}: {count} orders -> {path}")
+
+
+@app.command()
 def query(
     sql: Annotated[
         str,

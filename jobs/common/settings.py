@@ -71,6 +71,16 @@ class StreamSettings(BaseModel):
     checkpoint_dir: str = "var/checkpoints"
 
 
+class YouzanSettings(BaseModel):
+    """Youzan (有赞) Open API app of a brand's shop. The secret comes from the environment only
+    (CDP_YOUZAN__CLIENT_SECRET), never from cdp.yaml."""
+
+    base_url: str = "https://open.youzanyun.com"
+    client_id: str = ""
+    kdt_id: str = ""  # the shop id: grant_id of the silent (自用型) token
+    client_secret: SecretStr | None = None
+
+
 class _YamlSource(PydanticBaseSettingsSource):
     def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
         return None, field_name, False
@@ -101,6 +111,7 @@ class Settings(BaseSettings):
     airflow: AirflowSettings = AirflowSettings()
     dbt: DbtSettings = DbtSettings()
     stream: StreamSettings = StreamSettings()
+    youzan: YouzanSettings = YouzanSettings()
     # Secrets: environment only (CDP_PII_HMAC_KEY, or CDP_PII_HMAC_KEY_FILE naming a file outside
     # the repo). Never set in cdp.yaml.
     pii_hmac_key: SecretStr | None = None
@@ -124,6 +135,11 @@ class Settings(BaseSettings):
                 raise ValueError(
                     f"{config_file()}: pii_hmac_key must come from the environment "
                     "(CDP_PII_HMAC_KEY), never from the settings file"
+                )
+            if "client_secret" in (raw.get("youzan") or {}):
+                raise ValueError(
+                    f"{config_file()}: youzan.client_secret must come from the environment "
+                    "(CDP_YOUZAN__CLIENT_SECRET), never from the settings file"
                 )
         self.lake_root = resolve_path(self.lake_root)
         self.var_dir = resolve_path(self.var_dir)

@@ -90,7 +90,7 @@ def batch_id_for(spec: SourceSpec, logical_date: date, digests: dict[Path, str])
 
 MANIFEST_TABLE = "ingest_manifest"
 MANIFEST_SCHEMA = (
-    "source string, dataset string, file string, sha256 string, _logical_date date, "
+    "source string, dataset string, file string, sha256 string, rows long, _logical_date date, "
     "_batch_id string, ingested_at timestamp"
 )
 
@@ -102,7 +102,10 @@ def ingested_elsewhere(
     logical_date: date,
     settings: Settings,
 ) -> dict[str, str]:
-    """sha256 -> "file (date)" for files whose exact bytes were ingested for another date."""
+    """sha256 -> "file (date)" for files whose exact bytes were ingested for another date.
+
+    Only files that carried rows count: every empty export (a quiet day) has the same bytes.
+    """
     path = lake.table_path("ops", MANIFEST_TABLE, settings)
     if not digests or not lake.table_exists(spark, path):
         return {}
@@ -111,6 +114,7 @@ def ingested_elsewhere(
         .load(path)
         .where((F.col("source") == spec.source) & (F.col("dataset") == spec.dataset))
         .where(F.col("_logical_date") != F.lit(logical_date))
+        .where(F.col("rows") > 0)
         .where(F.col("sha256").isin(list(digests.values())))
         .select("sha256", "file", "_logical_date")
         .collect()
@@ -216,8 +220,10 @@ def ingest(
 
     rows: list[tuple] = []
     rejected: list[tuple] = []
+    lines_per_file: dict[Path, int] = {}
     for path in track(files, f"ingest {spec.key} {logical_date}"):
         relative = f"{spec.source}/{spec.dataset}/{folder.name}/{path.name}"
+        read_before = len(rows) + len(rejected)
         for item in parse_file(path, spec):
             if isinstance(item, Record):
                 rows.append(
@@ -246,6 +252,7 @@ def ingest(
                         logical_date,
                     )
                 )
+        lines_per_file[path] = len(rows) + len(rejected) - read_before
     rows_read = len(rows) + len(rejected)
 
     bronze = type_bronze(
@@ -288,6 +295,7 @@ def ingest(
             spec.dataset,
             f"{spec.source}/{spec.dataset}/{folder.name}/{f.name}",
             sha,
+            lines_per_file[f],
             logical_date,
             batch_id,
             ingested_at,

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from jsonschema import Draft202012Validator
 
-from jobs.ingest.spec import SourceSpec
+from jobs.ingest.spec import Column, SourceSpec
 
 
 @dataclass(frozen=True)
@@ -97,6 +97,48 @@ def _jsonable(values: dict[str, object]) -> dict[str, object]:
     return {k: (float(v) if isinstance(v, Decimal) else v) for k, v in values.items()}
 
 
+def _to_record(
+    line: int,
+    cells: list[tuple[Column, str, str | None]],
+    extra: dict[str, str],
+    raw: str,
+    spec: SourceSpec,
+    validator: Draft202012Validator,
+    required: set[str],
+) -> Record | Rejected:
+    """One line's (column, label, cell) triples -> coerced, value-mapped, schema-valid Record.
+
+    Shared by every format so a field is coerced and validated the same way whatever the file.
+    `label` is what the source calls the column (a CSV header, a JSON path); None cells are absent.
+    """
+    values: dict[str, object] = {c.field: None for c in spec.columns}
+    for column, label, cell in cells:
+        try:
+            value = None if cell is None else coerce(cell, column.type)
+        except ValueError as exc:
+            return Rejected(line, column.field, f"field {column.field!r} ({label}): {exc}", raw)
+        mapped = spec.values.get(column.field)
+        if mapped is not None and value is not None:
+            if value not in mapped:
+                expected = ", ".join(mapped)
+                return Rejected(
+                    line,
+                    column.field,
+                    f"field {column.field!r} ({label}): unknown value {value!r}; "
+                    f"expected one of {expected}",
+                    raw,
+                )
+            value = mapped[value]
+        values[column.field] = value
+    problem = _schema_error(
+        validator,
+        _jsonable({k: v for k, v in values.items() if v is not None or k not in required}),
+    )
+    if problem is not None:
+        return Rejected(line, problem[0], problem[1], raw)
+    return Record(line, values, extra)
+
+
 def parse_csv(data: bytes, spec: SourceSpec) -> Iterator[Record | Rejected]:
     """Records and rejections of one CSV export, in line order."""
     text, _encoding = decode(data)
@@ -132,50 +174,118 @@ def parse_csv(data: bytes, spec: SourceSpec) -> Iterator[Record | Rejected]:
                 line, None, f"malformed line: expected {len(header)} fields, got {len(row)}", raw
             )
             continue
-        values: dict[str, object] = {c.field: None for c in spec.columns}
+        cells: list[tuple[Column, str, str | None]] = []
         extra: dict[str, str] = {}
-        error: Rejected | None = None
         for name, cell in zip(header, row, strict=True):
             column = by_header.get(name)
             if column is None:
                 extra[name] = cell
-                continue
+            else:
+                cells.append((column, name, cell))
+        yield _to_record(line, cells, extra, raw, spec, validator, required)
+
+
+_MISSING = object()
+
+
+def _lookup(obj: object, path: tuple[str, ...]) -> object:
+    """The value at a dotted JSON path; a numeric segment indexes a list. _MISSING if absent."""
+    for segment in path:
+        if isinstance(obj, dict):
+            if segment not in obj:
+                return _MISSING
+            obj = obj[segment]
+        elif isinstance(obj, list) and segment.isdigit():
+            index = int(segment)
+            if index >= len(obj):
+                return _MISSING
+            obj = obj[index]
+        else:
+            return _MISSING
+    return obj
+
+
+def _leaves(obj: object, prefix: str = "") -> Iterator[tuple[str, object]]:
+    if isinstance(obj, dict) and obj:
+        for key, value in obj.items():
+            yield from _leaves(value, f"{prefix}.{key}" if prefix else str(key))
+    elif isinstance(obj, list) and obj:
+        for index, value in enumerate(obj):
+            yield from _leaves(value, f"{prefix}.{index}" if prefix else str(index))
+    else:
+        yield prefix, obj
+
+
+def _json_cell(value: object) -> str | None:
+    """A JSON scalar as the text `coerce` expects (API numbers arrive as 258.0 or "258.00")."""
+    if value is None or value is _MISSING:
+        return None
+    if isinstance(value, bool):
+        raise ValueError(f"expected a scalar value, got {json.dumps(value)}")
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int | float):
+        return str(value)
+    raise ValueError(f"expected a scalar value, got a JSON {type(value).__name__}")
+
+
+def parse_jsonl(data: bytes, spec: SourceSpec) -> Iterator[Record | Rejected]:
+    """Records and rejections of one JSON-lines file (one API object per line), in line order.
+
+    Fields come from the spec's JSON paths; every other leaf is kept in `extra` under its path,
+    so nothing the API sent is dropped.
+    """
+    text, _encoding = decode(data)
+    validator = Draft202012Validator(spec.json_schema())
+    required = set(spec.json_schema().get("required", []))
+    mapped_paths = {c.header for c in spec.columns}
+    # Split on "\n" only: str.splitlines() would also break at U+2028 and friends, which JSON
+    # allows unescaped inside strings.
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    for line, raw in enumerate(lines, start=1):
+        raw = raw.removesuffix("\r")
+        if not raw.strip():
+            yield Rejected(line, None, "empty line", raw)
+            continue
+        try:
+            obj = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            yield Rejected(line, None, f"malformed JSON: {exc}", raw)
+            continue
+        if not isinstance(obj, dict):
+            yield Rejected(line, None, f"expected a JSON object, got {type(obj).__name__}", raw)
+            continue
+        cells: list[tuple[Column, str, str | None]] = []
+        error: Rejected | None = None
+        for column in spec.columns:
             try:
-                value = coerce(cell, column.type)
+                cells.append((column, column.header, _json_cell(_lookup(obj, column.path))))
             except ValueError as exc:
-                error = Rejected(line, column.field, f"field {column.field!r} ({name}): {exc}", raw)
+                error = Rejected(
+                    line, column.field, f"field {column.field!r} ({column.header}): {exc}", raw
+                )
                 break
-            mapped = spec.values.get(column.field)
-            if mapped is not None and value is not None:
-                if value not in mapped:
-                    expected = ", ".join(mapped)
-                    error = Rejected(
-                        line,
-                        column.field,
-                        f"field {column.field!r} ({name}): unknown value {value!r}; "
-                        f"expected one of {expected}",
-                        raw,
-                    )
-                    break
-                value = mapped[value]
-            values[column.field] = value
         if error is not None:
             yield error
             continue
-        problem = _schema_error(
-            validator,
-            _jsonable({k: v for k, v in values.items() if v is not None or k not in required}),
-        )
-        if problem is not None:
-            yield Rejected(line, problem[0], problem[1], raw)
-            continue
-        yield Record(line, values, extra)
+        extra = {
+            path: value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+            for path, value in _leaves(obj)
+            if path not in mapped_paths
+        }
+        yield _to_record(line, cells, extra, raw, spec, validator, required)
+
+
+_READERS = {"csv": parse_csv, "jsonl": parse_jsonl}
 
 
 def parse_file(path: Path, spec: SourceSpec) -> Iterator[Record | Rejected]:
-    if spec.format != "csv":
+    reader = _READERS.get(spec.format)
+    if reader is None:
         raise NotImplementedError(f"{spec.key}: format {spec.format!r} has no reader yet")
-    return parse_csv(path.read_bytes(), spec)
+    return reader(path.read_bytes(), spec)
 
 
 def extra_json(extra: dict[str, str]) -> str | None:

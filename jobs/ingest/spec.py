@@ -3,6 +3,10 @@
 Each file in jobs/ingest/sources/ describes one dataset of one platform: its format, the header
 to field mapping with a type per field, value maps, the JSON Schema that validates the mapped
 record and the bronze table it lands in.
+
+Formats: ``csv`` (a column is a header cell) and ``jsonl`` (one JSON object per line, as an API
+returned it; a column is a dotted JSON path such as ``full_order_info.order_info.tid``, where a
+numeric segment indexes a list: ``full_order_info.orders.0.title``).
 """
 
 from __future__ import annotations
@@ -20,13 +24,19 @@ from jobs.common.settings import PROJECT_ROOT
 SPECS_DIR = Path(__file__).parent / "sources"
 SCHEMAS_DIR = PROJECT_ROOT / "schemas"
 FIELD_TYPES = ("string", "decimal", "int", "datetime")
+FORMATS = ("csv", "jsonl")
 
 
 @dataclass(frozen=True)
 class Column:
-    header: str
+    header: str  # csv: the header cell; jsonl: a dotted JSON path
     field: str
     type: str
+
+    @property
+    def path(self) -> tuple[str, ...]:
+        """The JSON path of a jsonl column, split into its segments."""
+        return tuple(self.header.split("."))
 
 
 @dataclass(frozen=True)
@@ -72,6 +82,12 @@ def _parse(path: Path) -> SourceSpec:
         )
     except (KeyError, TypeError, AttributeError) as exc:
         raise CdpError(f"{path}: invalid source spec ({exc!r})") from exc
+    if spec.format not in FORMATS:
+        raise CdpError(f"{path}: unknown format {spec.format!r}; expected one of {FORMATS}")
+    if spec.format == "jsonl":
+        empty = [c.header for c in columns if "" in c.path]
+        if empty:
+            raise CdpError(f"{path}: JSON path(s) {empty} have an empty segment")
     bad = [c.field for c in columns if c.type not in FIELD_TYPES]
     if bad:
         raise CdpError(f"{path}: unknown type for {bad}; expected one of {FIELD_TYPES}")

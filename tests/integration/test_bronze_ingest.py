@@ -115,3 +115,14 @@ def test_replay_releases_fixed_rows_from_quarantine(spark, lake):
     assert result.released == before.rows_quarantined
     assert result.bronze_after == before.rows_bronze + before.rows_quarantined
     assert replay("tmall.orders", settings=lake) == []
+
+
+def test_empty_exports_of_quiet_days_are_never_taken_for_duplicates(spark, lake):
+    header = ",".join(c.header for c in get_spec("tmall.orders").columns) + "\r\n"
+    days = [date(2026, 11, 20), date(2026, 11, 21)]
+    for day in days:
+        folder = Path(lake.landing_root) / "tmall" / "orders" / f"dt={day}"
+        folder.mkdir(parents=True)
+        (folder / "orders.csv").write_bytes(header.encode("utf-8"))
+    results = [ingest("tmall.orders", day, spark=spark, settings=lake) for day in days]
+    assert [(r.files, r.files_skipped, r.rows_read) for r in results] == [(1, (), 0)] * 2

@@ -9,6 +9,8 @@ import pytest
 
 COMMANDS = [
     "simulate",
+    "ingest",
+    "pull-youzan",
     "dag-test",
     "query",
     "tables",
@@ -71,3 +73,12 @@ def test_simulate_writes_one_landing_folder_per_day(lake):
     assert "30 customers" in out.stdout
     landing = Path(lake.landing_root) / "tmall" / "orders"
     assert sorted(p.name for p in landing.iterdir()) == ["dt=2026-11-21", "dt=2026-11-22"]
+
+
+def test_pull_youzan_without_credentials_says_which_variable(lake, monkeypatch):
+    for name in ("CDP_YOUZAN__CLIENT_ID", "CDP_YOUZAN__CLIENT_SECRET", "CDP_YOUZAN__KDT_ID"):
+        monkeypatch.delenv(name, raising=False)
+    out = cdp("pull-youzan", "--date", "2026-11-22")
+    assert out.returncode == 1
+    assert "CDP_YOUZAN__" in out.stderr
+    assert "Traceback" not in out.stderr
