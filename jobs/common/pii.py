@@ -39,11 +39,15 @@ def normalize_cn_mobile(value: Column) -> Column:
     """A mainland mobile number as 11 digits, or null when it is masked, junk or not a mobile.
 
     Accepts full-width digits, spaces, dashes and a +86/0086/86 prefix. Masked numbers
-    (138****1234) carry no identity and become null. Well-known junk numbers are blocked.
+    (138****1234) and privacy numbers with an extension (13800138000-1234) carry no identity
+    and become null. Well-known junk numbers are blocked.
     """
-    digits = F.regexp_replace(F.translate(value, _FULL_WIDTH, _HALF_WIDTH), r"[\s\-()]", "")
+    half = F.translate(value, _FULL_WIDTH, _HALF_WIDTH)
+    # Privacy (virtual) numbers with an extension, as Douyin shows them: 13800138000-1234.
+    virtual = half.rlike(r"^\s*1\d{10}\s*[-转]\s*\d{1,6}\s*$")
+    digits = F.regexp_replace(half, r"[\s\-()]", "")
     digits = F.regexp_replace(digits, r"^(\+86|0086|86)(?=1\d{10}$)", "")
-    valid = digits.rlike(r"^1[3-9]\d{9}$") & ~digits.isin(*JUNK_MOBILES)
+    valid = digits.rlike(r"^1[3-9]\d{9}$") & ~digits.isin(*JUNK_MOBILES) & ~virtual
     return F.when(valid, digits)
 
 

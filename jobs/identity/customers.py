@@ -12,11 +12,17 @@ from pyspark.sql import functions as F
 
 
 def customers_from_orders(orders: DataFrame) -> DataFrame:
-    return orders.groupBy("customer_key").agg(
-        F.first("key_type", ignorenulls=True).alias("key_type"),
-        F.max("phone_token").alias("phone_token"),
-        F.min("order_date").alias("first_order_date"),
-        F.max("order_date").alias("last_order_date"),
-        F.sort_array(F.collect_set("source")).alias("sources"),
-        F.max("updated_at").alias("updated_at"),
+    """One row per identified customer; unidentified orders (no usable phone or buyer id) wait
+    for One-ID."""
+    return (
+        orders.where(F.col("customer_key").isNotNull())
+        .groupBy("customer_key")
+        .agg(
+            F.first("key_type", ignorenulls=True).alias("key_type"),
+            F.max("phone_token").alias("phone_token"),
+            F.min("order_date").alias("first_order_date"),
+            F.max("order_date").alias("last_order_date"),
+            F.sort_array(F.collect_set("source")).alias("sources"),
+            F.max("updated_at").alias("updated_at"),
+        )
     )

@@ -103,17 +103,9 @@ def _shown_phone(rng: random.Random, person: Person) -> str:
 
 def _spoil(rng: random.Random, row: list[str]) -> list[str]:
     """One of the bad-input classes the connector must quarantine with a reason."""
-    kind = rng.randrange(4)
-    row = list(row)
-    if kind == 0:
-        return row[: rng.randrange(2, len(row) - 1)]  # malformed: truncated line
-    if kind == 1:
-        row[2] = rng.choice(["12..5", "abc", "￥-"])  # bad amount
-    elif kind == 2:
-        row[3] = "交易状态未知"  # unknown status
-    else:
-        row[0] = ""  # missing order id
-    return row
+    from jobs.ingest.simulate_platforms import spoil
+
+    return spoil(rng, row, amount_index=2, status_index=3, id_index=0)
 
 
 def simulate(
@@ -190,6 +182,21 @@ def simulate(
         data = text.encode("gbk") if offset % 2 == 0 else b"\xef\xbb\xbf" + text.encode("utf-8")
         (folder / f"orders_{day:%Y%m%d}.csv").write_bytes(data)
         files += 1
+        for platform, writer in _platform_writers().items():
+            # One random stream per platform and day: adding a platform never changes the others.
+            n, spoiled, rows = writer(
+                out,
+                day,
+                people,
+                random.Random(f"{seed}:{platform}:{day}"),
+                bad_rate=bad_rate,
+                seq_start=order_seq,
+            )
+            order_seq += n
+            orders += n
+            bad += spoiled
+            files += 1
+            truth_rows.extend(rows)
 
     truth = out / "_truth"
     truth.mkdir(parents=True, exist_ok=True)
@@ -208,6 +215,23 @@ def simulate(
         for e in events:
             fh.write(json.dumps(e, ensure_ascii=False) + "\n")
     return SimulationSummary(out, customers, days, start, end, files, orders, bad, len(events))
+
+
+def _platform_writers() -> dict:
+    """Writers of the platforms other than Tmall: (out, day, people, rng, *, bad_rate, seq_start)
+    -> (orders, spoiled lines, ground-truth rows)."""
+    from functools import partial
+
+    from jobs.ingest.simulate_platforms import PLATFORMS, write_platform_orders
+    from jobs.ingest.simulate_youzan import write_youzan_orders
+
+    def platform_writer(platform: str):
+        return lambda out, day, people, rng, **kw: write_platform_orders(
+            out, platform, day, people, rng, **kw
+        )
+
+    writers = {p: platform_writer(p) for p in PLATFORMS}
+    return {**writers, "youzan": partial(write_youzan_orders, products=PRODUCTS)}
 
 
 def _event(rng: random.Random, kind: str, person: Person, ts: datetime, sku: str) -> dict:

@@ -48,6 +48,8 @@ class SourceSpec:
     bronze_table: str
     columns: tuple[Column, ...]
     values: dict[str, dict[str, str]] = field(default_factory=dict)
+    # How silver maps a bronze row (buyer id field, id namespace, status map, refund field).
+    silver: dict = field(default_factory=dict)
 
     @property
     def key(self) -> str:
@@ -79,6 +81,7 @@ def _parse(path: Path) -> SourceSpec:
             bronze_table=raw["bronze_table"],
             columns=columns,
             values=raw.get("values") or {},
+            silver=raw.get("silver") or {},
         )
     except (KeyError, TypeError, AttributeError) as exc:
         raise CdpError(f"{path}: invalid source spec ({exc!r})") from exc

@@ -32,13 +32,16 @@ SILVER_ORDER_COLUMNS = [
     "updated_at",
 ]
 
-TMALL_STATUS = {
-    "WAIT_BUYER_PAY": "pending",
-    "WAIT_SELLER_SEND_GOODS": "paid",
-    "WAIT_BUYER_CONFIRM_GOODS": "shipped",
-    "TRADE_FINISHED": "completed",
-    "TRADE_CLOSED_BY_TAOBAO": "closed",
-}
+# Bronze field names the silver mapping reads, unless a spec's `silver.fields` renames them.
+STANDARD_FIELDS = (
+    "order_id",
+    "order_status",
+    "receiver_mobile",
+    "payment",
+    "created",
+    "pay_time",
+    "item_quantity",
+)
 
 
 def _status_map(mapping: dict[str, str]) -> F.Column:
@@ -53,32 +56,53 @@ def latest_per_order(bronze: DataFrame) -> DataFrame:
     return bronze.withColumn("_rank", F.row_number().over(w)).where("_rank = 1").drop("_rank")
 
 
-def tmall_to_silver(bronze: DataFrame, hmac_key: bytes) -> DataFrame:
-    """Map Tmall bronze orders to the silver order model. Pure: DataFrame -> DataFrame."""
-    phone = normalize_cn_mobile(F.col("receiver_mobile"))
+def to_silver(bronze: DataFrame, source: str, silver: dict, hmac_key: bytes) -> DataFrame:
+    """Map one platform's bronze orders to the silver order model, as its spec's `silver:` says.
+
+    Pure: DataFrame -> DataFrame. `silver` keys: status (bronze code -> pending|paid|shipped|
+    completed|refunded|closed), buyer_id_field and id_namespace (the platform's own buyer id,
+    used as the key when no usable phone is shared), refund_field and refunded_when_refund
+    (statuses that mean refunded when the refund amount is > 0), fields (renames of the
+    standard bronze fields). An order with neither a usable phone nor a buyer id keeps a null
+    customer_key (key_type `unidentified`) until One-ID can match it on other evidence.
+    """
+    renames = silver.get("fields") or {}
+    present = set(bronze.columns)
+
+    def field(name: str | None) -> F.Column:
+        name = renames.get(name, name) if name else None
+        return F.col(name) if name and name in present else F.lit(None)
+
+    phone = normalize_cn_mobile(field("receiver_mobile").cast("string"))
     phone_token = hmac_sha256_hex(phone, hmac_key, namespace="phone:")
-    uid_token = hmac_sha256_hex(F.col("buyer_open_uid"), hmac_key, namespace="tmall_open_uid:")
-    refunded = (F.col("order_status") == "TRADE_CLOSED") & (F.coalesce("refund_fee", F.lit(0)) > 0)
-    status = (
-        F.when(refunded, F.lit("refunded"))
-        .when(F.col("order_status") == "TRADE_CLOSED", F.lit("closed"))
-        .otherwise(_status_map(TMALL_STATUS)[F.col("order_status")])
+    buyer_id = field(silver.get("buyer_id_field")).cast("string")
+    namespace = silver.get("id_namespace") or f"{source}_buyer_id"
+    id_token = hmac_sha256_hex(buyer_id, hmac_key, namespace=f"{namespace}:")
+    refund = F.coalesce(field(silver.get("refund_field")).cast("decimal(18,2)"), F.lit(0))
+    status_code = field("order_status")
+    refunded = status_code.isin(*(silver.get("refunded_when_refund") or [])) & (refund > 0)
+    status = F.when(refunded, F.lit("refunded")).otherwise(
+        _status_map(silver.get("status") or {})[status_code]
+    )
+    created = field("created")
+    key_type = (
+        F.when(phone_token.isNotNull(), F.lit("phone"))
+        .when(id_token.isNotNull(), F.lit(namespace))
+        .otherwise(F.lit("unidentified"))
     )
     return latest_per_order(bronze).select(
-        F.col("order_id"),
-        F.lit("tmall").alias("source"),
-        F.coalesce(phone_token, uid_token).alias("customer_key"),
-        F.when(phone_token.isNotNull(), F.lit("phone"))
-        .otherwise(F.lit("tmall_open_uid"))
-        .alias("key_type"),
+        field("order_id").cast("string").alias("order_id"),
+        F.lit(source).alias("source"),
+        F.coalesce(phone_token, id_token).alias("customer_key"),
+        key_type.alias("key_type"),
         phone_token.alias("phone_token"),
-        F.col("created").alias("order_ts"),
-        F.to_date("created").alias("order_date"),
-        F.col("pay_time").alias("paid_ts"),
-        F.col("payment").cast("decimal(18,2)").alias("amount"),
-        F.coalesce("refund_fee", F.lit(0)).cast("decimal(18,2)").alias("refund_amount"),
+        created.cast("timestamp").alias("order_ts"),
+        F.to_date(created).alias("order_date"),
+        field("pay_time").cast("timestamp").alias("paid_ts"),
+        field("payment").cast("decimal(18,2)").alias("amount"),
+        refund.cast("decimal(18,2)").alias("refund_amount"),
         status.alias("status"),
-        F.col("item_quantity"),
+        field("item_quantity").cast("long").alias("item_quantity"),
         F.col("_batch_id"),
         F.col("_ingested_at").alias("updated_at"),
     )

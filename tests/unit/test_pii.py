@@ -36,6 +36,9 @@ def test_namespace_separates_identical_values(spark):
         ("+86 139-1234-5678", "13912345678"),
         ("008613912345678", "13912345678"),
         ("139****5678", None),
+        ("16755656198-8607", None),  # Douyin privacy number with extension
+        ("16755656198-12", None),
+        ("16755656198转8607", None),
         ("13800138000", None),
         ("12912345678", None),
         ("1391234567", None),

@@ -4,7 +4,8 @@ from datetime import date, datetime
 from decimal import Decimal
 
 from jobs.identity.customers import customers_from_orders
-from jobs.silver.orders import SILVER_ORDER_COLUMNS, tmall_to_silver
+from jobs.ingest.spec import get_spec
+from jobs.silver.orders import SILVER_ORDER_COLUMNS, to_silver
 
 KEY = b"silver-unit-test-key-0123456789abcdef"
 BRONZE = (
@@ -82,9 +83,10 @@ def test_tmall_to_silver(spark):
         ],
         BRONZE,
     )
-    out = {r.order_id: r for r in tmall_to_silver(bronze, KEY).collect()}
+    silver = to_silver(bronze, "tmall", get_spec("tmall.orders").silver, KEY)
+    out = {r.order_id: r for r in silver.collect()}
     assert set(out) == {"1001", "1002", "1003"}
-    assert list(tmall_to_silver(bronze, KEY).columns) == SILVER_ORDER_COLUMNS
+    assert list(silver.columns) == SILVER_ORDER_COLUMNS
 
     phone = _token("phone:", "13912345678")
     assert out["1001"].status == "completed"
@@ -100,12 +102,50 @@ def test_tmall_to_silver(spark):
     assert out["1003"].status == "closed"
 
 
+def test_other_platforms_follow_their_spec(spark):
+    t = datetime(2026, 11, 22, 9)
+    youzan = spark.createDataFrame(
+        [("E1", "TRADE_SUCCESS", Decimal("88.00"), "13912345678", "yzA", t, 2, "f", 1, "b", t)],
+        "order_id string, status string, payment decimal(18,2), buyer_phone string, "
+        "yz_open_id string, created timestamp, item_num long, _file string, _line long, "
+        "_batch_id string, _ingested_at timestamp",
+    )
+    [y] = to_silver(youzan, "youzan", get_spec("youzan.orders").silver, KEY).collect()
+    assert (y.status, y.key_type, y.item_quantity) == ("completed", "phone", 2)
+    # the same person as on Tmall: one phone token across platforms
+    assert y.customer_key == _token("phone:", "13912345678")
+
+    jd = spark.createDataFrame(
+        [("9001", "FINISHED_L", Decimal("10.00"), "139****5678", "jd_pin_1", t, "f", 1, "b", t)],
+        "order_id string, order_status string, payment decimal(18,2), receiver_mobile string, "
+        "buyer_pin string, created timestamp, _file string, _line long, _batch_id string, "
+        "_ingested_at timestamp",
+    )
+    [j] = to_silver(jd, "jd", get_spec("jd.orders").silver, KEY).collect()
+    assert (j.status, j.key_type) == ("completed", "jd_pin")
+    assert j.customer_key == _token("jd_pin:", "jd_pin_1")
+
+    pdd_spec = get_spec("pdd.orders")
+    status = next(iter(pdd_spec.silver["status"]))
+    pdd = spark.createDataFrame(
+        [("231122-123456789012345", status, Decimal("59.00"), "139****5678", t, "f", 1, "b", t)],
+        "order_id string, order_status string, payment decimal(18,2), receiver_mobile string, "
+        "created timestamp, _file string, _line long, _batch_id string, _ingested_at timestamp",
+    )
+    [p] = to_silver(pdd, "pdd", pdd_spec.silver, KEY).collect()
+    assert p.customer_key is None
+    assert p.key_type == "unidentified"
+    assert p.status == pdd_spec.silver["status"][status]
+    assert p.item_quantity is None  # a field missing from bronze stays null
+
+
 def test_customers_from_orders(spark):
     orders = spark.createDataFrame(
         [
             ("k1", "phone", "t1", date(2026, 11, 1), "tmall", datetime(2026, 11, 2)),
             ("k1", "phone", "t1", date(2026, 11, 5), "jd", datetime(2026, 11, 6)),
             ("k2", "tmall_open_uid", None, date(2026, 11, 3), "tmall", datetime(2026, 11, 3)),
+            (None, "unidentified", None, date(2026, 11, 3), "pdd", datetime(2026, 11, 3)),
         ],
         "customer_key string, key_type string, phone_token string, order_date date, "
         "source string, updated_at timestamp",
@@ -115,3 +155,4 @@ def test_customers_from_orders(spark):
     assert rows["k1"].last_order_date == date(2026, 11, 5)
     assert rows["k1"].sources == ["jd", "tmall"]
     assert rows["k2"].phone_token is None
+    assert set(rows) == {"k1", "k2"}  # unidentified orders make no customer

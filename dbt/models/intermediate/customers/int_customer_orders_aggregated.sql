@@ -5,6 +5,8 @@ orders as (
 
     select * from {{ ref('stg_cdp__orders') }}
     where order_date <= {{ as_of_date() }}
+        -- orders nobody can be identified on yet (no usable phone, no buyer id) wait for One-ID
+        and customer_key is not null
 
 ),
 
