@@ -91,10 +91,11 @@ def check_bronze(logical_date: date, settings: Settings | None = None) -> dict:
     results = {}
     for spec in load_specs().values():
         suite = f"bronze.{spec.bronze_table}"
-        bronze = _bronze_of_day(spark, spec.bronze_table, logical_date, settings)
         if not (Path(settings.expectations_dir) / f"{suite}.json").is_file():
             results[suite] = "no suite"
-        elif bronze is not None:
+            continue
+        bronze = _bronze_of_day(spark, spec.bronze_table, logical_date, settings)
+        if bronze is not None:
             results[suite] = _gate(bronze, suite, logical_date, settings)
     return results
 
@@ -114,8 +115,10 @@ def build_silver(logical_date: date, settings: Settings | None = None) -> dict:
     key = settings.hmac_key()
     parts = []
     for spec in load_specs().values():
+        if spec.dataset != "orders" or not spec.silver:
+            continue
         bronze = _bronze_of_day(spark, spec.bronze_table, logical_date, settings)
-        if spec.dataset == "orders" and spec.silver and bronze is not None:
+        if bronze is not None:
             parts.append(to_silver(bronze, spec.source, spec.silver, key))
     if not parts:
         return {"orders": 0}

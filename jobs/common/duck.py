@@ -27,6 +27,14 @@ def connect(settings: Settings | None = None) -> duckdb.DuckDBPyConnection:
     return con
 
 
+def table_names(con: duckdb.DuckDBPyConnection) -> set[str]:
+    """`<layer>.<table>` of every table and view `connect` exposed."""
+    rows = con.execute(
+        "select table_schema || '.' || table_name from information_schema.tables"
+    ).fetchall()
+    return {r[0] for r in rows}
+
+
 def row_counts(settings: Settings | None = None) -> list[tuple[str, int, str]]:
     """(layer.table, rows, path) for every table of the lake; counts from Delta's own stats."""
     out = []

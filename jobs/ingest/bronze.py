@@ -217,12 +217,14 @@ def ingest(
     ingested_at = datetime.now(UTC).replace(tzinfo=None)
     bronze_path = lake.table_path("bronze", spec.bronze_table, settings)
     _refuse_to_erase(spark, spec, bronze_path, logical_date, files, folder)
+    relative = {f: f"{spec.source}/{spec.dataset}/{folder.name}/{f.name}" for f in files}
+    # This source's slice of the tables it shares with the others (quarantine, manifest).
+    scope = f"source = '{spec.source}' AND dataset = '{spec.dataset}'"
 
     rows: list[tuple] = []
     rejected: list[tuple] = []
     lines_per_file: dict[Path, int] = {}
     for path in track(files, f"ingest {spec.key} {logical_date}"):
-        relative = f"{spec.source}/{spec.dataset}/{folder.name}/{path.name}"
         read_before = len(rows) + len(rejected)
         for item in parse_file(path, spec):
             if isinstance(item, Record):
@@ -231,7 +233,7 @@ def ingest(
                         *(_cell(item.values[c.field]) for c in spec.columns),
                         extra_json(item.extra),
                         spec.source,
-                        relative,
+                        relative[path],
                         str(item.line),
                         batch_id,
                         spec.schema_version,
@@ -242,10 +244,10 @@ def ingest(
                     (
                         spec.source,
                         spec.dataset,
-                        relative,
+                        relative[path],
                         item.line,
                         item.field,
-                        f"{relative} line {item.line}: {item.reason}",
+                        f"{relative[path]} line {item.line}: {item.reason}",
                         item.raw,
                         batch_id,
                         ingested_at,
@@ -267,7 +269,7 @@ def ingest(
         quarantine_path,
         date_column="_logical_date",
         logical_date=logical_date,
-        extra_condition=f"source = '{spec.source}' AND dataset = '{spec.dataset}'",
+        extra_condition=scope,
     )
 
     day = F.col("_logical_date") == F.lit(logical_date)
@@ -293,7 +295,7 @@ def ingest(
         (
             spec.source,
             spec.dataset,
-            f"{spec.source}/{spec.dataset}/{folder.name}/{f.name}",
+            relative[f],
             sha,
             lines_per_file[f],
             logical_date,
@@ -307,7 +309,7 @@ def ingest(
         lake.table_path("ops", MANIFEST_TABLE, settings),
         date_column="_logical_date",
         logical_date=logical_date,
-        extra_condition=f"source = '{spec.source}' AND dataset = '{spec.dataset}'",
+        extra_condition=scope,
         partition=False,
     )
     log_ingestion(spark, result, ingested_at, settings)

@@ -97,6 +97,12 @@ def _jsonable(values: dict[str, object]) -> dict[str, object]:
     return {k: (float(v) if isinstance(v, Decimal) else v) for k, v in values.items()}
 
 
+def _schema_checks(spec: SourceSpec) -> tuple[Draft202012Validator, set[str]]:
+    """The spec's JSON Schema as a validator and its required fields (one read of the file)."""
+    schema = spec.json_schema()
+    return Draft202012Validator(schema), set(schema.get("required", []))
+
+
 def _to_record(
     line: int,
     cells: list[tuple[Column, str, str | None]],
@@ -150,8 +156,7 @@ def parse_csv(data: bytes, spec: SourceSpec) -> Iterator[Record | Rejected]:
         return
     by_header = {c.header: c for c in spec.columns}
     missing = [c.header for c in spec.columns if c.header not in header]
-    validator = Draft202012Validator(spec.json_schema())
-    required = set(spec.json_schema().get("required", []))
+    validator, required = _schema_checks(spec)
     missing_required = [by_header[h].field for h in missing if by_header[h].field in required]
     start = reader.line_num + 1
     for row in reader:
@@ -236,8 +241,7 @@ def parse_jsonl(data: bytes, spec: SourceSpec) -> Iterator[Record | Rejected]:
     so nothing the API sent is dropped.
     """
     text, _encoding = decode(data)
-    validator = Draft202012Validator(spec.json_schema())
-    required = set(spec.json_schema().get("required", []))
+    validator, required = _schema_checks(spec)
     mapped_paths = {c.header for c in spec.columns}
     # Split on "\n" only: str.splitlines() would also break at U+2028 and friends, which JSON
     # allows unescaped inside strings.

@@ -39,13 +39,7 @@ def quarantined_days(
 ) -> list[tuple[str, date, int]]:
     """(source.dataset, date, rows) of every day with quarantined rows, oldest first."""
     con = duck.connect(settings)
-    tables = {
-        r[0]
-        for r in con.execute(
-            "select table_schema || '.' || table_name from information_schema.tables"
-        ).fetchall()
-    }
-    if f"quarantine.{QUARANTINE_TABLE}" not in tables:
+    if f"quarantine.{QUARANTINE_TABLE}" not in duck.table_names(con):
         return []
     where, params = ["true"], []
     if source_key:

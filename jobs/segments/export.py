@@ -89,12 +89,7 @@ def export_segment(
     as_of = as_of or date.today()
     segment = get_segment(name)
     con = duck.connect(settings)
-    tables = {
-        f"{s}.{t}"
-        for s, t in con.execute(
-            "select table_schema, table_name from information_schema.tables"
-        ).fetchall()
-    }
+    tables = duck.table_names(con)
     if SOURCE_TABLE not in tables:
         raise CdpError(f"{SOURCE_TABLE} does not exist yet: run the daily batch first")
     try:

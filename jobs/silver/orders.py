@@ -32,17 +32,6 @@ SILVER_ORDER_COLUMNS = [
     "updated_at",
 ]
 
-# Bronze field names the silver mapping reads, unless a spec's `silver.fields` renames them.
-STANDARD_FIELDS = (
-    "order_id",
-    "order_status",
-    "receiver_mobile",
-    "payment",
-    "created",
-    "pay_time",
-    "item_quantity",
-)
-
 
 def _status_map(mapping: dict[str, str]) -> F.Column:
     return F.create_map(*[F.lit(x) for kv in mapping.items() for x in kv])
@@ -63,7 +52,8 @@ def to_silver(bronze: DataFrame, source: str, silver: dict, hmac_key: bytes) -> 
     completed|refunded|closed), buyer_id_field and id_namespace (the platform's own buyer id,
     used as the key when no usable phone is shared), refund_field and refunded_when_refund
     (statuses that mean refunded when the refund amount is > 0), fields (renames of the
-    standard bronze fields). An order with neither a usable phone nor a buyer id keeps a null
+    standard bronze fields: order_id, order_status, receiver_mobile, payment, created, pay_time,
+    item_quantity). An order with neither a usable phone nor a buyer id keeps a null
     customer_key (key_type `unidentified`) until One-ID can match it on other evidence.
     """
     renames = silver.get("fields") or {}
