@@ -202,10 +202,35 @@ def ingest(
     from jobs.common.spark import get_spark
 
     settings = settings or get_settings()
-    spark = spark or get_spark()
     spec = get_spec(source_key)
     folder = landing_dir(spec, logical_date, settings)
     found = sorted(folder.glob(f"*.{spec.format}")) if folder.is_dir() else []
+    return ingest_files(
+        spec,
+        logical_date,
+        found,
+        folder=folder,
+        label=f"{spec.source}/{spec.dataset}/{folder.name}",
+        spark=spark or get_spark(),
+        settings=settings,
+    )
+
+
+def ingest_files(
+    spec: SourceSpec,
+    logical_date: date,
+    found: list[Path],
+    *,
+    folder: Path,
+    label: str,
+    spark: SparkSession,
+    settings: Settings,
+) -> IngestResult:
+    """Ingest these files of one dataset as its batch for `logical_date` (replacing that day).
+
+    `label` prefixes file names in `_file`, quarantine and the manifest (where the file came
+    from, relative to the landing area). Used by `ingest` (the landing area) and `cdp import`.
+    """
     digests = {f: file_sha256(f) for f in found}
     seen = ingested_elsewhere(spark, spec, digests, logical_date, settings)
     files = [f for f in found if digests[f] not in seen]
@@ -217,7 +242,7 @@ def ingest(
     ingested_at = datetime.now(UTC).replace(tzinfo=None)
     bronze_path = lake.table_path("bronze", spec.bronze_table, settings)
     _refuse_to_erase(spark, spec, bronze_path, logical_date, files, folder)
-    relative = {f: f"{spec.source}/{spec.dataset}/{folder.name}/{f.name}" for f in files}
+    relative = {f: f"{label}/{f.name}" for f in files}
     # This source's slice of the tables it shares with the others (quarantine, manifest).
     scope = f"source = '{spec.source}' AND dataset = '{spec.dataset}'"
 

@@ -12,8 +12,10 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import random
 import string
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -63,9 +65,13 @@ class SimulationSummary:
     start: date
     end: date
     files: int
-    orders: int
+    records: dict[str, int]  # source dataset key ("tmall.orders", ...) -> records written
     bad_lines: int
-    events: int
+    events: int  # the streaming job's cart/pay events (web/events/events.jsonl)
+
+    @property
+    def orders(self) -> int:
+        return sum(n for key, n in self.records.items() if key.endswith(".orders"))
 
 
 def _people(rng: random.Random, n: int) -> list[Person]:
@@ -87,6 +93,24 @@ def _people(rng: random.Random, n: int) -> list[Person]:
             )
         )
     return people
+
+
+def daily_sample(people: Sequence[Person], rng: random.Random, rate: float) -> list[Person]:
+    """The people who act on one day, each with probability `rate`, in people order.
+
+    Draws the count (binomial; normal approximation for large worlds) and then that many people,
+    so a day costs what it writes, not the size of the world (the benchmark world has 1M people).
+    """
+    n = len(people)
+    if n == 0 or rate <= 0:
+        return []
+    mean = n * min(rate, 1.0)
+    if n <= 1000:
+        k = sum(rng.random() < rate for _ in range(n))
+    else:
+        k = round(rng.gauss(mean, math.sqrt(mean * (1 - min(rate, 1.0)))))
+    k = max(0, min(n, k))
+    return [people[i] for i in sorted(rng.sample(range(n), k))]
 
 
 def _shown_phone(rng: random.Random, person: Person) -> str:
@@ -126,7 +150,8 @@ def simulate(
     headers = [c.header for c in spec.columns]
     truth_rows: list[tuple[str, str, str]] = []
     events: list[dict] = []
-    files = orders = bad = 0
+    files = bad = 0
+    records = {"tmall.orders": 0}
     order_seq = 0
 
     for offset in range(days):
@@ -165,7 +190,7 @@ def simulate(
                 bad += 1
             writer.writerow(row)
             truth_rows.append(("tmall", order_id, person.person_id))
-            orders += 1
+            records["tmall.orders"] += 1
             cart_ts = created - timedelta(minutes=rng.randrange(2, 90))
             events.append(_event(rng, "add_to_cart", person, cart_ts, sku))
             events.append(_event(rng, "order_paid", person, created, sku))
@@ -182,8 +207,9 @@ def simulate(
         data = text.encode("gbk") if offset % 2 == 0 else b"\xef\xbb\xbf" + text.encode("utf-8")
         (folder / f"orders_{day:%Y%m%d}.csv").write_bytes(data)
         files += 1
-        for platform, writer in _platform_writers().items():
-            # One random stream per platform and day: adding a platform never changes the others.
+        for key, writer in _writers().items():
+            # One random stream per dataset and day: adding a dataset never changes the others.
+            platform = key.split(".")[0] if key.endswith(".orders") else key
             n, spoiled, rows = writer(
                 out,
                 day,
@@ -193,7 +219,7 @@ def simulate(
                 seq_start=order_seq,
             )
             order_seq += n
-            orders += n
+            records[key] = records.get(key, 0) + n
             bad += spoiled
             files += 1
             truth_rows.extend(rows)
@@ -214,12 +240,16 @@ def simulate(
     with (ev_dir / "events.jsonl").open("w", encoding="utf-8") as fh:
         for e in events:
             fh.write(json.dumps(e, ensure_ascii=False) + "\n")
-    return SimulationSummary(out, customers, days, start, end, files, orders, bad, len(events))
+    return SimulationSummary(out, customers, days, start, end, files, records, bad, len(events))
 
 
-def _platform_writers() -> dict:
-    """Writers of the platforms other than Tmall: (out, day, people, rng, *, bad_rate, seq_start)
-    -> (orders, spoiled lines, ground-truth rows)."""
+def _writers() -> dict:
+    """Every dataset written per day besides Tmall orders, by source dataset key.
+
+    A writer is ``(out, day, people, rng, *, bad_rate, seq_start) -> (records, spoiled lines,
+    ground-truth rows)``; it writes its landing file(s) for `day` under `out` and returns ground
+    truth as (source, record_id, person_id) rows. `seq_start` keeps order ids unique across writers.
+    """
     from functools import partial
 
     from jobs.ingest.simulate_platforms import PLATFORMS, write_platform_orders
@@ -230,8 +260,8 @@ def _platform_writers() -> dict:
             out, platform, day, people, rng, **kw
         )
 
-    writers = {p: platform_writer(p) for p in PLATFORMS}
-    return {**writers, "youzan": partial(write_youzan_orders, products=PRODUCTS)}
+    writers = {f"{p}.orders": platform_writer(p) for p in PLATFORMS}
+    return {**writers, "youzan.orders": partial(write_youzan_orders, products=PRODUCTS)}
 
 
 def _event(rng: random.Random, kind: str, person: Person, ts: datetime, sku: str) -> dict:
