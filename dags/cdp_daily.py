@@ -1,9 +1,17 @@
 """cdp_daily: the daily batch for one business date (a calendar day in Asia/Shanghai).
 
-landing files -> bronze (quarantine, reconciliation) -> GX gate -> silver orders and customers
-(PII tokenized) -> dbt customer 360 marts -> segment exports. Orchestration only: every task
-calls a step in `jobs.daily`, which is idempotent for its date, so a rerun or a backfill of a day
-replaces that day. Nothing heavy is imported at parse time.
+pull (API sources) -> per source family: a sensor waits for the day's landing files, then one
+mapped task per source dataset lands them in bronze (quarantine, reconciliation) -> GX gate ->
+silver orders and customers (PII tokenized) -> dbt customer 360 marts -> segment exports.
+
+Orchestration only: every task calls a function of `jobs.daily`, idempotent for its date, so a
+rerun or a backfill of a day replaces that day. A family whose files don't come before its
+sensor's timeout is skipped (soft fail) and the others flow on. Nothing heavy is imported at
+parse time; the family list comes from the source specs (small YAML files).
+
+Backfill a range: `airflow backfill create --dag-id cdp_daily --from-date 2026-11-01 --to-date
+2026-11-07` on a deployment (catchup is off, so nothing runs by itself), or `cdp run daily --from
+2026-11-01 --to 2026-11-07` in one process.
 
 Dates: the timetable has data intervals of one Shanghai day ending at 02:00, after the platforms'
 nightly exports land; the run processes the day its interval starts in. A manual run or
@@ -15,10 +23,18 @@ from __future__ import annotations
 from datetime import date, timedelta
 
 import pendulum
-from airflow.sdk import CronDataIntervalTimetable, chain, dag, task
+from airflow.sdk import (
+    CronDataIntervalTimetable,
+    PokeReturnValue,
+    TaskGroup,
+    TriggerRule,
+    chain,
+    dag,
+    task,
+)
 
 from jobs.common.settings import get_settings
-from jobs.daily import STEPS  # light: the steps import Spark only when they run
+from jobs.daily import source_families  # light: the steps import Spark only when they run
 
 TIMEZONE = "Asia/Shanghai"
 _settings = get_settings()
@@ -47,13 +63,46 @@ def business_date(logical_date: pendulum.DateTime | None) -> date:
     doc_md=__doc__,
 )
 def cdp_daily():
-    chain(*(_step_task(step.__name__)() for step in STEPS))
+    pulled = _step_task("pull")()
+    families = []
+    for family, keys in source_families(_settings).items():
+        with TaskGroup(group_id=f"ingest_{family}"):
+            waited = wait_for_exports(family)
+            ingested = ingest_source.expand(source_key=keys)
+            chain(pulled, waited, ingested)
+        families.append(ingested)
+    # Skipped families (no files before the sensor's timeout) don't stop the rest.
+    checked = _step_task("check_bronze", trigger_rule=TriggerRule.NONE_FAILED)()
+    rest = [_step_task(name)() for name in ("build_silver", "publish_marts", "export_segments")]
+    chain(families, checked, *rest)
 
 
-def _step_task(name: str):
+@task.sensor(
+    task_id="wait_for_exports",
+    mode="poke",
+    poke_interval=_settings.airflow.sensor_poke_seconds,
+    timeout=_settings.airflow.sensor_timeout_minutes * 60,
+    soft_fail=True,
+)
+def wait_for_exports(family: str, logical_date=None) -> PokeReturnValue:
+    """Done once any source of the family has a landing file for the day; returns which."""
+    from jobs import daily
+
+    arrived = daily.landed(family, business_date(logical_date))
+    return PokeReturnValue(is_done=bool(arrived), xcom_value=arrived)
+
+
+@task(task_id="ingest", map_index_template="{{ task.op_kwargs['source_key'] }}")
+def ingest_source(source_key: str, logical_date=None) -> dict:
+    from jobs import daily
+
+    return daily.ingest_source(source_key, business_date(logical_date))
+
+
+def _step_task(name: str, **task_kwargs):
     """A task running `jobs.daily.<name>` for the run's business date."""
 
-    @task(task_id=name)
+    @task(task_id=name, **task_kwargs)
     def run_step(logical_date=None) -> dict:
         from jobs import daily
 

@@ -40,6 +40,24 @@ DateOpt = Annotated[
 ]
 
 
+FromOpt = Annotated[
+    str | None, typer.Option("--from", help="Backfill: first date YYYY-MM-DD (with --to).")
+]
+ToOpt = Annotated[str | None, typer.Option("--to", help="Backfill: last date YYYY-MM-DD.")]
+
+
+def _days(day: str | None, first: str | None, last: str | None) -> list[date]:
+    """--date D (one day), or --from A --to B (every day of the range, oldest first)."""
+    if first is None and last is None:
+        return [_date(day)]
+    if day is not None or first is None or last is None:
+        raise CdpError("give either --date, or both --from and --to")
+    start, end = _date(first), _date(last)
+    if end < start:
+        raise CdpError(f"--to {end} is before --from {start}")
+    return [start + timedelta(days=i) for i in range((end - start).days + 1)]
+
+
 def _date(value: str | None) -> date:
     if value is None:
         return date.today() - timedelta(days=1)
@@ -76,45 +94,96 @@ def simulate(
     end: Annotated[
         str | None, typer.Option(help="Last simulated day YYYY-MM-DD (default: yesterday).")
     ] = None,
-    bad_rate: Annotated[float, typer.Option(min=0.0, max=1.0)] = 0.01,
+    bad_rate: Annotated[
+        float, typer.Option(min=0.0, max=1.0, help="Share of lines spoiled (quarantined).")
+    ] = 0.01,
+    orders_per_customer_day: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            help="Tmall orders per person per day; other platforms keep their ratio to it "
+            "(0.05: ~53 orders per person-year on all platforms; 0.0095: ~10).",
+        ),
+    ] = 0.05,
+    mess: Annotated[
+        Path | None,
+        typer.Option(help="YAML of mess rates (keys of jobs.ingest.simulate.Mess)."),
+    ] = None,
+    clean: Annotated[
+        bool, typer.Option(help="No mess at all (options below still apply).")
+    ] = False,
+    test_order_rate: Annotated[float | None, typer.Option(min=0.0, max=1.0)] = None,
+    fake_order_rate: Annotated[float | None, typer.Option(min=0.0, max=1.0)] = None,
+    resync_rate: Annotated[float | None, typer.Option(min=0.0, max=1.0)] = None,
+    late_rate: Annotated[float | None, typer.Option(min=0.0, max=1.0)] = None,
+    household_rate: Annotated[float | None, typer.Option(min=0.0, max=1.0)] = None,
 ):
-    """Generate a simulated commerce world into the landing area (plus ground truth)."""
+    """Generate a simulated commerce world into the landing area (plus ground truth in _truth/)."""
+    from dataclasses import replace
+
     from jobs.common.settings import get_settings
+    from jobs.ingest.simulate import Mess
     from jobs.ingest.simulate import simulate as run
 
+    rates = Mess.none() if clean else Mess.from_yaml(mess) if mess else Mess()
+    overrides = {
+        "test_order_rate": test_order_rate,
+        "fake_order_rate": fake_order_rate,
+        "resync_rate": resync_rate,
+        "late_rate": late_rate,
+        "household_rate": household_rate,
+    }
+    rates = replace(rates, **{k: v for k, v in overrides.items() if v is not None})
     target = out or Path(get_settings().landing_root)
-    s = run(target, customers=customers, days=days, seed=seed, end=_date(end), bad_rate=bad_rate)
+    s = run(
+        target,
+        customers=customers,
+        days=days,
+        seed=seed,
+        end=_date(end),
+        bad_rate=bad_rate,
+        orders_per_customer_day=orders_per_customer_day,
+        mess=rates,
+    )
     console.print(
         f"simulated {s.customers} customers, {s.start}..{s.end}: {s.orders} orders "
         f"({s.bad_lines} spoiled on purpose) in {s.files} files, {s.events} events "
         f"-> {s.out}"
     )
+    if s.flags:
+        console.print(
+            "  mess (records flagged in _truth/records.csv): "
+            + ", ".join(f"{k} {v}" for k, v in s.flags.items())
+        )
 
 
 @run_app.command("daily")
-def run_daily(day: DateOpt = None):
-    """Run every step of the daily batch for one date, in this process."""
+def run_daily(day: DateOpt = None, first: FromOpt = None, last: ToOpt = None):
+    """Run every step of the daily batch for a date (or a range, oldest first), in this process."""
     from jobs import daily
     from jobs.common.progress import step
 
-    d = _date(day)
-    for fn in daily.STEPS:
-        with step(f"{fn.__name__} {d}"):
-            result = fn(d)
-        console.print(f"  {fn.__name__}: {result}")
+    for d in _days(day, first, last):
+        for fn in daily.STEPS:
+            with step(f"{fn.__name__} {d}"):
+                result = fn(d)
+            console.print(f"  {fn.__name__}: {result}")
 
 
 @app.command("dag-test")
-def dag_test(day: DateOpt = None, dag_id: str = "cdp_daily"):
-    """Run a DAG for one logical date through Airflow (`airflow dags test`, SQLite)."""
+def dag_test(
+    day: DateOpt = None, first: FromOpt = None, last: ToOpt = None, dag_id: str = "cdp_daily"
+):
+    """Run a DAG for a logical date (or each date of a range) through Airflow (SQLite)."""
     from jobs.common.airflow_env import dags_test, ensure_db
     from jobs.common.progress import step
 
-    d = _date(day)
+    days = _days(day, first, last)
     with step("airflow db migrate"):
         ensure_db()
-    with step(f"airflow dags test {dag_id} {d}"):
-        dags_test(dag_id, d)
+    for d in days:
+        with step(f"airflow dags test {dag_id} {d}"):
+            dags_test(dag_id, d)
 
 
 @app.command()
@@ -132,6 +201,41 @@ def ingest(
     console.print(
         f"{source} {r.logical_date}: {r.rows_read} rows read from {r.files} file(s): "
         f"{r.rows_bronze} to bronze, {r.rows_quarantined} quarantined{skipped}"
+    )
+
+
+@app.command("import")
+def import_(
+    dataset: Annotated[str, typer.Argument(help="orders, customers or events")],
+    path: Annotated[Path, typer.Argument(help="A .csv, .xlsx, .parquet or .jsonl/.json file")],
+    source: Annotated[str, typer.Option(help="Name of the system it came from, e.g. brand_crm")],
+    mapping: Annotated[Path, typer.Option(help="YAML: file column -> our field (see docs)")],
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Parse and show what would land; write nothing.")
+    ] = False,
+    day: Annotated[
+        str | None,
+        typer.Option("--date", help="Logical date YYYY-MM-DD (default: today in Asia/Shanghai)."),
+    ] = None,
+    preview: Annotated[int, typer.Option(min=0, help="Rows to show in the dry run.")] = 10,
+):
+    """Import a brand's own export (CSV/Excel/Parquet/JSON lines) into bronze via a mapping."""
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    from jobs.ingest import importer
+
+    fmt = importer.file_format(path)
+    spec = importer.load_mapping(mapping, source=source, dataset=dataset, fmt=fmt)
+    if dry_run:
+        importer.render_dry_run(importer.dry_run(path, spec, preview=preview), console)
+        return
+    d = _date(day) if day else datetime.now(ZoneInfo("Asia/Shanghai")).date()
+    r = importer.run_import(path, spec, d)
+    skipped = f" (skipped: {'; '.join(r.files_skipped)})" if r.files_skipped else ""
+    console.print(
+        f"import {spec.key} {d}: {r.rows_read} rows read from {path.name}: {r.rows_bronze} to "
+        f"bronze.{spec.bronze_table}, {r.rows_quarantined} quarantined{skipped}"
     )
 
 

@@ -30,6 +30,38 @@ def table_path(layer: str, name: str, settings: Settings | None = None) -> str:
     return f"{settings.lake_root.rstrip('/')}/{layer}/{name}"
 
 
+def is_delta(path: str) -> bool:
+    """Is there a Delta table at `path`? (No Spark: asks delta-rs.)"""
+    from deltalake import DeltaTable
+
+    return DeltaTable.is_deltatable(path)
+
+
+def replace_day_arrow(data: object, path: str, predicate: str, *, partition: bool) -> None:
+    """Replace the rows matching `predicate` (a day, maybe one source's slice of it) with
+    `data` (an Arrow table or record-batch reader) in one delta-rs commit, without Spark.
+
+    The Arrow twin of `replace_partition` for the small, frequent writes of ingestion, where a
+    Spark job's fixed cost dominated. New columns are merged into the table's schema.
+    """
+    from deltalake import write_deltalake
+
+    write_deltalake(
+        path,
+        data,
+        mode="overwrite",
+        predicate=predicate,
+        partition_by=["_logical_date"] if partition else None,
+        schema_mode="merge",
+    )
+
+
+def append_arrow(table: object, path: str) -> None:
+    from deltalake import write_deltalake
+
+    write_deltalake(path, table, mode="append", schema_mode="merge")
+
+
 def table_exists(spark: SparkSession, path: str) -> bool:
     from delta.tables import DeltaTable
 

@@ -60,6 +60,10 @@ class AirflowSettings(BaseModel):
     # Task retries of every DAG; tests set 0 so a failure shows at once instead of after retries.
     retries: int = 2
     retry_delay_minutes: float = 5.0
+    # Each source family's sensor waits this long for the day's first landing file, then skips
+    # that family (soft fail) so the others still flow.
+    sensor_poke_seconds: float = 300.0
+    sensor_timeout_minutes: float = 360.0
 
 
 class DbtSettings(BaseModel):
@@ -79,6 +83,29 @@ class YouzanSettings(BaseModel):
     client_id: str = ""
     kdt_id: str = ""  # the shop id: grant_id of the silent (自用型) token
     client_secret: SecretStr | None = None
+
+
+class QualitySettings(BaseModel):
+    """Inputs of the run-time expectations of every bronze suite (GX `$PARAMETER`s)."""
+
+    # Volume anomaly: a day's rows more than `volume_tolerance` off the median of the trailing
+    # `volume_window_days` days that had data; judged once `volume_min_history_days` exist.
+    volume_window_days: int = 7
+    volume_tolerance: float = 0.3
+    volume_min_history_days: int = 3
+    # Freshness: the newest record of a day's export must be at most this old at the day's end.
+    freshness_max_age_hours: float = 24.0
+    # Readable reports in <reports_dir>/dt=YYYY-MM-DD/<suite>.txt; empty: {var_dir}/reports/quality
+    reports_dir: str = ""
+
+
+class IngestSettings(BaseModel):
+    # Source datasets (or whole sources) this brand uses, e.g. [tmall, jd.orders]; empty = all
+    # with a spec. The DAG waits for and ingests only these.
+    sources: list[str] = []
+    # Records dated up to this many days before the file's day still land (late records); the
+    # days they belong to are marked for recomputation downstream (ops.recompute_days).
+    lookback_days: int = 7
 
 
 class _YamlSource(PydanticBaseSettingsSource):
@@ -112,6 +139,8 @@ class Settings(BaseSettings):
     dbt: DbtSettings = DbtSettings()
     stream: StreamSettings = StreamSettings()
     youzan: YouzanSettings = YouzanSettings()
+    quality: QualitySettings = QualitySettings()
+    ingest: IngestSettings = IngestSettings()
     # Secrets: environment only (CDP_PII_HMAC_KEY, or CDP_PII_HMAC_KEY_FILE naming a file outside
     # the repo). Never set in cdp.yaml.
     pii_hmac_key: SecretStr | None = None
@@ -151,6 +180,9 @@ class Settings(BaseSettings):
         self.airflow.home = resolve_path(self.airflow.home)
         self.dbt.project_dir = resolve_path(self.dbt.project_dir)
         self.stream.checkpoint_dir = resolve_path(self.stream.checkpoint_dir)
+        self.quality.reports_dir = resolve_path(
+            self.quality.reports_dir or str(Path(self.var_dir) / "reports" / "quality")
+        )
 
     def hmac_key(self) -> bytes:
         """The PII tokenization key. Fails loudly: silver must never be written with a weak key."""

@@ -6,7 +6,10 @@ record and the bronze table it lands in.
 
 Formats: ``csv`` (a column is a header cell) and ``jsonl`` (one JSON object per line, as an API
 returned it; a column is a dotted JSON path such as ``full_order_info.order_info.tid``, where a
-numeric segment indexes a list: ``full_order_info.orders.0.title``).
+numeric segment indexes a list: ``full_order_info.orders.0.title``), plus the formats brands' own
+exports come as (`cdp import`): ``xlsx`` (a column is a header cell of the first sheet, or of
+``sheet``) and ``parquet`` (a column is a column name). ``encoding`` pins a CSV/JSONL file's text
+encoding when detection (UTF-8 with or without BOM, else GB18030) is not wanted.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from jobs.common.settings import PROJECT_ROOT
 SPECS_DIR = Path(__file__).parent / "sources"
 SCHEMAS_DIR = PROJECT_ROOT / "schemas"
 FIELD_TYPES = ("string", "decimal", "int", "datetime")
-FORMATS = ("csv", "jsonl")
+FORMATS = ("csv", "jsonl", "xlsx", "parquet")
 
 
 @dataclass(frozen=True)
@@ -50,6 +53,11 @@ class SourceSpec:
     values: dict[str, dict[str, str]] = field(default_factory=dict)
     # How silver maps a bronze row (buyer id field, id namespace, status map, refund field).
     silver: dict = field(default_factory=dict)
+    sheet: str | None = None  # xlsx: the sheet to read (default: the first)
+    encoding: str | None = None  # csv/jsonl: a fixed text encoding (default: detected)
+    # The datetime field saying when a record happened (an order's creation). Records of days
+    # before the file's day are late: they land, and their days are marked for recompute.
+    event_time: str | None = None
 
     @property
     def key(self) -> str:
@@ -82,6 +90,9 @@ def _parse(path: Path) -> SourceSpec:
             columns=columns,
             values=raw.get("values") or {},
             silver=raw.get("silver") or {},
+            sheet=raw.get("sheet"),
+            encoding=raw.get("encoding"),
+            event_time=raw.get("event_time"),
         )
     except (KeyError, TypeError, AttributeError) as exc:
         raise CdpError(f"{path}: invalid source spec ({exc!r})") from exc
@@ -91,6 +102,10 @@ def _parse(path: Path) -> SourceSpec:
         empty = [c.header for c in columns if "" in c.path]
         if empty:
             raise CdpError(f"{path}: JSON path(s) {empty} have an empty segment")
+    if spec.event_time is not None and spec.event_time not in {
+        c.field for c in columns if c.type == "datetime"
+    }:
+        raise CdpError(f"{path}: event_time {spec.event_time!r} is not a datetime field")
     bad = [c.field for c in columns if c.type not in FIELD_TYPES]
     if bad:
         raise CdpError(f"{path}: unknown type for {bad}; expected one of {FIELD_TYPES}")

@@ -7,7 +7,7 @@ Why this shape:
 - Every expectation carries ``meta.level``: ``block`` (a failure stops downstream work, see
   `enforce`) or ``warn`` (recorded in ops/quality_results only).
 - `validate` returns a plain `QualityReport` (no GX objects), so callers, Airflow XComs and tests
-  never depend on GX's result classes, and `results_frame` turns it into rows for the Delta table.
+  never depend on GX's result classes, and `results_table` turns it into rows for the Delta table.
 - GX is imported lazily: importing this module stays cheap (Airflow parses DAG files often).
 """
 
@@ -23,10 +23,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from jobs.common.errors import CdpError, QualityGateFailed
+from jobs.common.masking import mask_pii
 from jobs.common.settings import PROJECT_ROOT
 
 if TYPE_CHECKING:
-    from pyspark.sql import DataFrame, SparkSession
+    import pandas as pd
+    import pyarrow as pa
+    from pyspark.sql import DataFrame
 
 LEVELS = ("block", "warn")
 DEFAULT_EXPECTATIONS_DIR = PROJECT_ROOT / "expectations"
@@ -124,20 +127,26 @@ def _check_suite(suite: Any, name: str, path: Path) -> None:
 
 
 def validate(
-    df: DataFrame,
+    df: DataFrame | pd.DataFrame,
     suite_name: str,
     *,
     run_id: str,
     expectations_dir: Path | None = None,
+    parameters: dict[str, Any] | None = None,
 ) -> QualityReport:
     """Run the suite on the DataFrame with GX and return a GX-free report (never raises on
-    failed expectations: call `enforce` for that)."""
+    failed expectations: call `enforce` for that).
+
+    A Spark DataFrame runs on GX's Spark engine, a pandas one (bronze days, read through delta-rs
+    with Arrow dtypes) on its pandas engine. `parameters` fill the suite's run-time values
+    (``{"$PARAMETER": "volume_min"}`` in a kwarg), e.g. volume bounds from the trailing days.
+    """
     suite = load_suite(suite_name, expectations_dir)
     validated_at = datetime.now(UTC)
     started = time.perf_counter()
 
-    # Cache the frame for GX's metric jobs (they all scan it), unless the caller already did.
-    cached_here = not df.is_cached
+    # Cache a Spark frame for GX's metric jobs (they all scan it), unless the caller already did.
+    cached_here = _is_spark(df) and not df.is_cached
     if cached_here:
         df.persist()
     try:
@@ -147,6 +156,7 @@ def validate(
             run_id=run_id,
             validated_at=validated_at,
             path=suite_path(suite_name, expectations_dir),
+            parameters=parameters or {},
         )
     finally:
         if cached_here:
@@ -162,7 +172,13 @@ def validate(
 
 
 def _run_gx(
-    df: DataFrame, suite: dict, *, run_id: str, validated_at: datetime, path: Path
+    df: Any,
+    suite: dict,
+    *,
+    run_id: str,
+    validated_at: datetime,
+    path: Path,
+    parameters: dict[str, Any],
 ) -> tuple[Any, list[str | None]]:
     """The GX 1.x calls: ephemeral context -> Spark data source -> dataframe asset -> whole-frame
     batch definition -> suite -> validation definition -> checkpoint (no actions)."""
@@ -175,8 +191,11 @@ def _run_gx(
 
     context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = ProgressBarsConfig(globally=False)
-    # persist=False: GX would otherwise persist() the caller's frame and never unpersist it.
-    source = context.data_sources.add_spark(name="cdp_spark", persist=False)
+    if _is_spark(df):
+        # persist=False: GX would otherwise persist() the caller's frame and never unpersist it.
+        source = context.data_sources.add_spark(name="cdp_spark", persist=False)
+    else:
+        source = context.data_sources.add_pandas(name="cdp_pandas")
     asset = source.add_dataframe_asset(name=suite["name"])
     batch_definition = asset.add_batch_definition_whole_dataframe("whole_dataframe")
 
@@ -212,12 +231,31 @@ def _run_gx(
             },
         )
     )
+    missing = sorted(_parameter_names(suite) - set(parameters))
+    if missing:
+        raise CdpError(f"expectation suite {path} needs run-time parameter(s) {missing}")
     result = checkpoint.run(
         batch_parameters={"dataframe": df},
+        expectation_parameters=parameters,
         run_id=RunIdentifier(run_name=run_id, run_time=validated_at),
     )
     (suite_result,) = result.run_results.values()
     return suite_result, [e.id for e in gx_suite.expectations]
+
+
+def _parameter_names(suite: dict) -> set[str]:
+    """Names of the run-time parameters the suite's kwargs refer to."""
+    return {
+        value["$PARAMETER"]
+        for exp in suite["expectations"]
+        for value in exp.get("kwargs", {}).values()
+        if isinstance(value, dict) and "$PARAMETER" in value
+    }
+
+
+def _is_spark(df: Any) -> bool:
+    """A Spark DataFrame (else pandas): the gate validates both, with GX's matching engine."""
+    return type(df).__module__.startswith("pyspark")
 
 
 def _import_gx() -> Any:
@@ -271,7 +309,8 @@ def _details(result: dict, exception_info: dict) -> str:
             text += f" (null {result['missing_count']})"
         sample = result.get("partial_unexpected_list") or []
         if result["unexpected_count"] and sample:
-            text += f", e.g. {_short(sample)}"
+            # Samples may quote raw personal data (bronze): never let it reach ops or reports.
+            text += f", e.g. {mask_pii(_short(sample))}"
     elif isinstance(result.get("details"), dict) and result["details"].get("mismatched"):
         text = f"mismatched {_short(result['details']['mismatched'])}"
     elif "observed_value" in result:
@@ -303,42 +342,59 @@ def _one_line(text: str) -> str:
 # --- outputs ----------------------------------------------------------------------------------
 
 
-def results_frame(spark: SparkSession, report: QualityReport) -> DataFrame:
-    """The report as rows for ops/quality_results (append with jobs.common.lake.append)."""
-    from pyspark.sql.types import (
-        BooleanType,
-        StringType,
-        StructField,
-        StructType,
-        TimestampType,
-    )
+RESULTS_COLUMNS = (
+    "suite",
+    "run_id",
+    "validated_at",
+    "expectation",
+    "column",
+    "level",
+    "success",
+    "details",
+)
 
-    schema = StructType(
+
+def results_table(report: QualityReport) -> pa.Table:
+    """The report as rows for ops.quality_results (append with `lake.append_arrow`): one writer
+    for both engines, and no Spark job for a few rows."""
+    import pyarrow as pa
+
+    schema = pa.schema(
         [
-            StructField("suite", StringType(), False),
-            StructField("run_id", StringType(), False),
-            StructField("validated_at", TimestampType(), False),
-            StructField("expectation", StringType(), False),
-            StructField("column", StringType(), True),
-            StructField("level", StringType(), False),
-            StructField("success", BooleanType(), False),
-            StructField("details", StringType(), True),
+            ("suite", pa.string()),
+            ("run_id", pa.string()),
+            ("validated_at", pa.timestamp("us", tz="UTC")),
+            ("expectation", pa.string()),
+            ("column", pa.string()),
+            ("level", pa.string()),
+            ("success", pa.bool_()),
+            ("details", pa.string()),
         ]
     )
     rows = [
-        (
-            report.suite,
-            report.run_id,
-            report.validated_at,
-            r.expectation,
-            r.column,
-            r.level,
-            r.success,
-            r.details,
-        )
+        {
+            "suite": report.suite,
+            "run_id": report.run_id,
+            "validated_at": report.validated_at,
+            "expectation": r.expectation,
+            "column": r.column,
+            "level": r.level,
+            "success": r.success,
+            "details": r.details,
+        }
         for r in report.results
     ]
-    return spark.createDataFrame(rows, schema=schema)
+    return pa.Table.from_pylist(rows, schema=schema)
+
+
+def write_report(report: QualityReport, folder: Path) -> Path:
+    """The readable report (`render_text`) as ``<folder>/<suite>.txt``, replaced atomically."""
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / f"{report.suite}.txt"
+    tmp = target.with_suffix(".txt.tmp")
+    tmp.write_text(render_text(report) + "\n", encoding="utf-8")
+    tmp.replace(target)
+    return target
 
 
 def enforce(report: QualityReport) -> None:
@@ -355,6 +411,18 @@ def enforce(report: QualityReport) -> None:
             f"expectation(s) failed: {listed}"
         )
     )
+
+
+def enforce_all(reports: list[QualityReport]) -> None:
+    """`enforce` over several suites: one error naming every suite that blocked."""
+    errors = []
+    for report in reports:
+        try:
+            enforce(report)
+        except QualityGateFailed as exc:
+            errors.append(str(exc))
+    if errors:
+        raise QualityGateFailed(" | ".join(errors))
 
 
 def render_text(report: QualityReport) -> str:

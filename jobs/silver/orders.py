@@ -28,6 +28,7 @@ SILVER_ORDER_COLUMNS = [
     "refund_amount",
     "status",
     "item_quantity",
+    "linked_order_ref",
     "_batch_id",
     "updated_at",
 ]
@@ -37,24 +38,40 @@ def _status_map(mapping: dict[str, str]) -> F.Column:
     return F.create_map(*[F.lit(x) for kv in mapping.items() for x in kv])
 
 
-def latest_per_order(bronze: DataFrame) -> DataFrame:
+def latest_per_order(bronze: DataFrame, order_id: str = "order_id") -> DataFrame:
     """Keep each order's most recent sync (re-syncs carry changed statuses)."""
-    w = Window.partitionBy("order_id").orderBy(
+    w = Window.partitionBy(order_id).orderBy(
         F.col("_ingested_at").desc(), F.col("_file").desc(), F.col("_line").desc()
     )
     return bronze.withColumn("_rank", F.row_number().over(w)).where("_rank = 1").drop("_rank")
+
+
+def buyer_ids(silver: dict) -> list[dict]:
+    """The spec's buyer ids in priority order: `buyer_ids` (a list of {field, namespace,
+    qualifier_field}), or the single `buyer_id_field` + `id_namespace` of the older specs."""
+    if silver.get("buyer_ids"):
+        return list(silver["buyer_ids"])
+    if silver.get("buyer_id_field"):
+        return [{"field": silver["buyer_id_field"], "namespace": silver.get("id_namespace")}]
+    return []
 
 
 def to_silver(bronze: DataFrame, source: str, silver: dict, hmac_key: bytes) -> DataFrame:
     """Map one platform's bronze orders to the silver order model, as its spec's `silver:` says.
 
     Pure: DataFrame -> DataFrame. `silver` keys: status (bronze code -> pending|paid|shipped|
-    completed|refunded|closed), buyer_id_field and id_namespace (the platform's own buyer id,
-    used as the key when no usable phone is shared), refund_field and refunded_when_refund
-    (statuses that mean refunded when the refund amount is > 0), fields (renames of the
-    standard bronze fields: order_id, order_status, receiver_mobile, payment, created, pay_time,
-    item_quantity). An order with neither a usable phone nor a buyer id keeps a null
-    customer_key (key_type `unidentified`) until One-ID can match it on other evidence.
+    completed|refunded|closed), buyer_ids (the platform's own buyer ids in priority order, each
+    {field, namespace, qualifier_field}: the token of the first present one is the key when no
+    usable phone is shared; a qualifier such as the mini-program appid scopes the id, giving
+    ``openid:<appid>:<openid>``), or the older buyer_id_field and id_namespace (one id),
+    refund_field and refunded_when_refund (statuses that mean refunded when the refund amount is
+    > 0), fields (renames of the standard bronze fields: order_id, order_status,
+    receiver_mobile, payment, created, pay_time, item_quantity), linked_order (for re-exports
+    such as an ERP's: platform_field and order_id_field give `linked_order_ref`
+    ``<platform>:<platform order id>``; rows of platforms in `ingested_directly` are left out,
+    since that platform's own export already brings the order). An order with neither a usable
+    phone nor a buyer id keeps a null customer_key (key_type `unidentified`) until One-ID can
+    match it on other evidence.
     """
     renames = silver.get("fields") or {}
     present = set(bronze.columns)
@@ -65,9 +82,13 @@ def to_silver(bronze: DataFrame, source: str, silver: dict, hmac_key: bytes) -> 
 
     phone = normalize_cn_mobile(field("receiver_mobile").cast("string"))
     phone_token = hmac_sha256_hex(phone, hmac_key, namespace="phone:")
-    buyer_id = field(silver.get("buyer_id_field")).cast("string")
-    namespace = silver.get("id_namespace") or f"{source}_buyer_id"
-    id_token = hmac_sha256_hex(buyer_id, hmac_key, namespace=f"{namespace}:")
+    ids = []  # (token, key_type) in priority order
+    for spec in buyer_ids(silver):
+        namespace = spec.get("namespace") or f"{source}_buyer_id"
+        value = field(spec["field"]).cast("string")
+        if spec.get("qualifier_field"):
+            value = F.concat(field(spec["qualifier_field"]).cast("string"), F.lit(":"), value)
+        ids.append((hmac_sha256_hex(value, hmac_key, namespace=f"{namespace}:"), namespace))
     refund = F.coalesce(field(silver.get("refund_field")).cast("decimal(18,2)"), F.lit(0))
     status_code = field("order_status")
     refunded = status_code.isin(*(silver.get("refunded_when_refund") or [])) & (refund > 0)
@@ -75,15 +96,23 @@ def to_silver(bronze: DataFrame, source: str, silver: dict, hmac_key: bytes) -> 
         _status_map(silver.get("status") or {})[status_code]
     )
     created = field("created")
-    key_type = (
-        F.when(phone_token.isNotNull(), F.lit("phone"))
-        .when(id_token.isNotNull(), F.lit(namespace))
-        .otherwise(F.lit("unidentified"))
-    )
-    return latest_per_order(bronze).select(
+    key_type = F.when(phone_token.isNotNull(), F.lit("phone"))
+    for token, namespace in ids:
+        key_type = key_type.when(token.isNotNull(), F.lit(namespace))
+    key_type = key_type.otherwise(F.lit("unidentified"))
+    linked = silver.get("linked_order") or {}
+    linked_ref = F.lit(None).cast("string")
+    if linked:
+        platform = F.col(linked["platform_field"]).cast("string")
+        linked_ref = F.concat(platform, F.lit(":"), F.col(linked["order_id_field"]).cast("string"))
+        direct = linked.get("ingested_directly") or []
+        if direct:
+            bronze = bronze.where(platform.isNull() | ~platform.isin(*direct))
+    order_id = renames.get("order_id", "order_id")
+    return latest_per_order(bronze, order_id).select(
         field("order_id").cast("string").alias("order_id"),
         F.lit(source).alias("source"),
-        F.coalesce(phone_token, id_token).alias("customer_key"),
+        F.coalesce(phone_token, *(t for t, _ in ids)).alias("customer_key"),
         key_type.alias("key_type"),
         phone_token.alias("phone_token"),
         created.cast("timestamp").alias("order_ts"),
@@ -93,6 +122,7 @@ def to_silver(bronze: DataFrame, source: str, silver: dict, hmac_key: bytes) -> 
         refund.cast("decimal(18,2)").alias("refund_amount"),
         status.alias("status"),
         field("item_quantity").cast("long").alias("item_quantity"),
+        linked_ref.alias("linked_order_ref"),
         F.col("_batch_id"),
         F.col("_ingested_at").alias("updated_at"),
     )

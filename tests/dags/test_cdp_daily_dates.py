@@ -38,12 +38,31 @@ def test_a_run_without_logical_date_is_refused(business_date):
         business_date(None)
 
 
-def test_tasks_are_the_daily_steps_in_order():
-    from jobs.daily import STEPS
+def test_every_family_waits_then_maps_ingestion_between_pull_and_the_gate():
+    from jobs.daily import source_families
 
     dag = runpy.run_path(str(DAG_FILE))["cdp_daily_dag"]
-    names = [step.__name__ for step in STEPS]
-    assert sorted(dag.task_ids) == sorted(names)
-    for upstream, downstream in itertools.pairwise(names):
+    families = source_families()
+    assert {"marketplaces", "own_channels"} <= set(families)
+    ingests = set()
+    for family in families:
+        sensor = dag.get_task(f"ingest_{family}.wait_for_exports")
+        ingest = dag.get_task(f"ingest_{family}.ingest")
+        assert sensor.upstream_task_ids == {"pull"}
+        assert sensor.soft_fail
+        assert sensor.mode == "poke"
+        assert ingest.upstream_task_ids == {sensor.task_id}
+        # mapped over the family's source datasets
+        assert ingest.op_kwargs_expand_input.value["source_key"] == families[family]
+        ingests.add(ingest.task_id)
+    gate = dag.get_task("check_bronze")
+    assert gate.upstream_task_ids == ingests
+    assert gate.trigger_rule == "none_failed"  # a skipped family doesn't stop the others
+    for upstream, downstream in itertools.pairwise(
+        ["check_bronze", "build_silver", "publish_marts", "export_segments"]
+    ):
         assert dag.get_task(downstream).upstream_task_ids == {upstream}
-    assert dag.get_task(names[0]).upstream_task_ids == set()
+    assert dag.get_task("pull").upstream_task_ids == set()
+    steps = {"pull", "check_bronze", "build_silver", "publish_marts", "export_segments"}
+    sensors = {f"ingest_{f}.wait_for_exports" for f in families}
+    assert set(dag.task_ids) == steps | ingests | sensors

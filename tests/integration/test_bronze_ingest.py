@@ -1,14 +1,15 @@
 """Landing files -> bronze + quarantine on real Spark and Delta: nothing lost, reruns idempotent."""
 
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
+from deltalake import DeltaTable
 from pyspark.sql import functions as F
 
 from jobs.common import lake as lake_io
 from jobs.common.errors import CdpError
-from jobs.ingest.bronze import ingest
+from jobs.ingest.bronze import days_to_recompute, ingest
 from jobs.ingest.records import Record, parse_file
 from jobs.ingest.replay import replay
 from jobs.ingest.simulate import simulate
@@ -126,3 +127,32 @@ def test_empty_exports_of_quiet_days_are_never_taken_for_duplicates(spark, lake)
         (folder / "orders.csv").write_bytes(header.encode("utf-8"))
     results = [ingest("tmall.orders", day, spark=spark, settings=lake) for day in days]
     assert [(r.files, r.files_skipped, r.rows_read) for r in results] == [(1, (), 0)] * 2
+
+
+def test_late_records_land_and_mark_their_days_for_recompute(lake):
+    spec = get_spec("tmall.orders")
+    header = ",".join(c.header for c in spec.columns)
+    created = {
+        "3101": DAY,
+        "3102": DAY - timedelta(days=3),
+        "3103": DAY - timedelta(days=3),
+    }
+    created["3104"] = DAY - timedelta(days=lake.ingest.lookback_days + 2)  # beyond the lookback
+    lines = [header] + [
+        f"2026112200{oid},AAGbuyer{oid},99.00,交易成功,王芳,138****0000,上海市,{day} 10:00:00,"
+        f"{day} 10:01:00,精华液,1,0.00"
+        for oid, day in created.items()
+    ]
+    folder = Path(lake.landing_root) / "tmall" / "orders" / f"dt={DAY}"
+    folder.mkdir(parents=True)
+    (folder / "orders.csv").write_text("\r\n".join(lines) + "\r\n", encoding="utf-8")
+
+    for _ in range(2):  # a rerun replaces the marks instead of adding to them
+        result = ingest("tmall.orders", DAY, settings=lake)
+        assert (result.rows_bronze, result.rows_quarantined) == (4, 0)  # late rows still land
+        marks = DeltaTable(lake_io.table_path("ops", "recompute_days", lake)).to_pyarrow_table()
+        assert sorted(
+            (r["affected_date"], r["rows"], r["within_lookback"]) for r in marks.to_pylist()
+        ) == [(created["3104"], 1, False), (created["3102"], 2, True)]
+    assert days_to_recompute(DAY, lake) == [created["3102"]]
+    assert days_to_recompute(DAY - timedelta(days=1), lake) == []

@@ -20,6 +20,7 @@ COMMANDS = [
     "segments",
     "stream",
     "quarantine",
+    "import",
 ]
 
 
@@ -82,3 +83,23 @@ def test_pull_youzan_without_credentials_says_which_variable(lake, monkeypatch):
     assert out.returncode == 1
     assert "CDP_YOUZAN__" in out.stderr
     assert "Traceback" not in out.stderr
+
+
+def test_backfill_ranges_are_every_day_oldest_first():
+    from datetime import date
+
+    from jobs.cli import _days
+    from jobs.common.errors import CdpError
+
+    assert _days(None, "2026-10-30", "2026-11-02") == [
+        date(2026, 10, 30),
+        date(2026, 10, 31),
+        date(2026, 11, 1),
+        date(2026, 11, 2),
+    ]
+    assert _days("2026-11-02", None, None) == [date(2026, 11, 2)]
+    for bad in [("2026-11-02", "2026-11-01", "2026-11-03"), (None, "2026-11-01", None)]:
+        with pytest.raises(CdpError, match="--from and --to"):
+            _days(*bad)
+    with pytest.raises(CdpError, match="before --from"):
+        _days(None, "2026-11-03", "2026-11-01")

@@ -77,7 +77,7 @@ def test_identity_fields_as_each_platform_shows_them(tmp_path, people):
     for platform in PLATFORM_NAMES:
         spec = get_spec(f"{platform}.orders")
         (_o, _b, truth), path = _write(tmp_path, platform, people, bad_rate=0.0)
-        owner = {order_id: by_person[pid] for _s, order_id, pid in truth}
+        owner = {order_id: by_person[pid] for _s, order_id, pid, *_flags in truth}
         for rec in parse_file(path, spec):
             person = owner[rec.values["order_id"]]
             mobile = rec.values["receiver_mobile"]

@@ -1,46 +1,69 @@
-"""The quality gate on tiny Spark frames: real GX 1.x, real suites from expectations/."""
+"""The quality gate with real GX 1.x and the real suites from expectations/: bronze suites on
+Arrow-backed pandas frames (what check_bronze reads through delta-rs), others on Spark."""
 
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
+import pandas as pd
+import pyarrow as pa
 import pytest
 
 from jobs.common.errors import CdpError, QualityGateFailed
+from jobs.ingest.bronze import bronze_schema
+from jobs.ingest.spec import get_spec
 from jobs.quality import gate
 
-BRONZE_SCHEMA = (
-    "order_id string, buyer_open_uid string, receiver_mobile string, order_status string, "
-    "payment decimal(12,2), created timestamp, _source string, _file string, "
-    "_ingested_at timestamp, _batch_id string"
-)
 STATUSES = ["TRADE_FINISHED", "WAIT_SELLER_SEND_GOODS", "TRADE_CLOSED"]
+DAY_END = datetime(2026, 11, 1, 16, 0, tzinfo=UTC)  # midnight in Shanghai
+# Run-time parameters as check_bronze computes them: no volume history, fresh since the day.
+PARAMS = {
+    "volume_min": 0,
+    "volume_max": None,
+    "freshness_min": datetime(2026, 10, 31, 16, 0, tzinfo=UTC),
+}
 
 
-def bronze_row(i: int, **overrides: object) -> tuple:
+def bronze_row(i: int, **overrides: object) -> dict:
     row = {
         "order_id": f"T{i:06d}",
         "buyer_open_uid": f"AAHk{i}",
         "receiver_mobile": [f"138****{i:04d}", f"1390000{i:04d}", None][i % 3],
         "order_status": STATUSES[i % len(STATUSES)],
         "payment": Decimal(f"{i}.50"),
-        "created": datetime(2026, 11, 1, 10, i % 60),
+        "refund_fee": Decimal("0.00"),
+        "item_quantity": 1,
+        "created": datetime(2026, 11, 1, 2, i % 60, tzinfo=UTC),
         "_source": "tmall",
-        "_file": "tmall_orders_2026-11-01.jsonl",
-        "_ingested_at": datetime(2026, 11, 2, 1, 0),
+        "_file": "tmall/orders/dt=2026-11-01/orders_20261101.csv",
+        "_line": i + 2,
         "_batch_id": "batch-1",
+        "_schema_version": "1-0-0",
+        "_ingested_at": datetime(2026, 11, 2, 1, 0, tzinfo=UTC),
+        "_logical_date": datetime(2026, 11, 1).date(),
     }
     row.update(overrides)
-    return tuple(row.values())
+    return row
+
+
+def bronze_frame(rows: list[dict]) -> pd.DataFrame:
+    """Rows in the real bronze schema of tmall.orders, as check_bronze hands them to GX."""
+    table = pa.Table.from_pylist(rows, schema=bronze_schema(get_spec("tmall.orders")))
+    return table.to_pandas(types_mapper=pd.ArrowDtype)
+
+
+def validate(rows: list[dict], run_id: str, **params: object) -> gate.QualityReport:
+    return gate.validate(
+        bronze_frame(rows), "bronze.tmall_orders", run_id=run_id, parameters={**PARAMS, **params}
+    )
 
 
 @pytest.fixture(scope="module")
-def good_report(spark):
-    df = spark.createDataFrame([bronze_row(i) for i in range(6)], BRONZE_SCHEMA)
-    return gate.validate(df, "bronze.tmall_orders", run_id="test-good")
+def good_report():
+    return validate([bronze_row(i) for i in range(6)], "test-good")
 
 
 def test_good_frame_passes(good_report):
@@ -66,11 +89,9 @@ def test_results_follow_suite_order(good_report):
     ]
 
 
-def test_null_order_id_blocks_with_message_naming_it(spark):
+def test_null_order_id_blocks_with_message_naming_it():
     rows = [bronze_row(i) for i in range(4)] + [bronze_row(4, order_id=None)]
-    report = gate.validate(
-        spark.createDataFrame(rows, BRONZE_SCHEMA), "bronze.tmall_orders", run_id="test-null"
-    )
+    report = validate(rows, "test-null")
     assert not report.success_blocking
     failed = [(r.expectation, r.column) for r in report.failed_blocking]
     assert failed == [("expect_column_values_to_not_be_null", "order_id")]
@@ -83,11 +104,9 @@ def test_null_order_id_blocks_with_message_naming_it(spark):
     assert "unexpected 1 of 5" in message
 
 
-def test_warn_level_failure_does_not_block(spark):
+def test_warn_level_failure_does_not_block():
     rows = [bronze_row(i) for i in range(4)] + [bronze_row(4, receiver_mobile="0755-1234")]
-    report = gate.validate(
-        spark.createDataFrame(rows, BRONZE_SCHEMA), "bronze.tmall_orders", run_id="test-warn"
-    )
+    report = validate(rows, "test-warn")
     assert report.success_blocking
     assert [(r.expectation, r.column) for r in report.failed_warnings] == [
         ("expect_column_values_to_match_regex", "receiver_mobile")
@@ -97,23 +116,76 @@ def test_warn_level_failure_does_not_block(spark):
     assert "WARN" in gate.render_text(report)
 
 
-def test_results_frame_rows(spark, good_report):
-    frame = gate.results_frame(spark, good_report)
-    assert frame.columns == [
-        "suite",
-        "run_id",
-        "validated_at",
-        "expectation",
-        "column",
-        "level",
-        "success",
-        "details",
+def test_volume_outside_the_trailing_bounds_warns():
+    rows = [bronze_row(i) for i in range(6)]
+    report = validate(rows, "test-volume", volume_min=10, volume_max=20)
+    assert report.success_blocking
+    assert [r.expectation for r in report.failed_warnings] == [
+        "expect_table_row_count_to_be_between"
     ]
-    assert dict(frame.dtypes)["validated_at"] == "timestamp"
-    rows = frame.collect()
+    assert "observed 6" in report.failed_warnings[0].details
+    assert validate(rows, "test-volume-ok", volume_min=4, volume_max=8).failed_warnings == []
+
+
+def test_stale_export_fails_freshness():
+    rows = [bronze_row(i) for i in range(6)]
+    report = validate(rows, "test-stale", freshness_min=DAY_END)
+    assert [(r.expectation, r.column) for r in report.failed_warnings] == [
+        ("expect_column_max_to_be_between", "created")
+    ]
+
+
+def test_missing_runtime_parameter_is_a_clear_error():
+    with pytest.raises(CdpError, match=r"needs run-time parameter\(s\) \['freshness_min'\]"):
+        gate.validate(
+            bronze_frame([bronze_row(1)]),
+            "bronze.tmall_orders",
+            run_id="test-params",
+            parameters={"volume_min": 0, "volume_max": None},
+        )
+
+
+def test_spark_frames_run_on_the_spark_engine(spark, tmp_path: Path):
+    suite = {
+        "name": "silver.tiny",
+        "expectations": [
+            {
+                "type": "expect_column_values_to_not_be_null",
+                "kwargs": {"column": "k"},
+                "meta": {"level": "block"},
+            }
+        ],
+    }
+    (tmp_path / "silver.tiny.json").write_text(json.dumps(suite), encoding="utf-8")
+    df = spark.createDataFrame([("a",), (None,)], "k string")
+    report = gate.validate(df, "silver.tiny", run_id="spark", expectations_dir=tmp_path)
+    assert [r.details.split(",")[0] for r in report.failed_blocking] == ["unexpected 1 of 2"]
+    assert not df.is_cached  # the gate's own cache is released
+
+
+def test_results_table_rows(good_report):
+    table = gate.results_table(good_report)
+    assert table.column_names == list(gate.RESULTS_COLUMNS)
+    assert str(table.schema.field("validated_at").type) == "timestamp[us, tz=UTC]"
+    rows = table.to_pylist()
     assert len(rows) == len(good_report.results)
-    assert {r.suite for r in rows} == {"bronze.tmall_orders"}
-    assert all(r.success for r in rows)
+    assert {r["suite"] for r in rows} == {"bronze.tmall_orders"}
+    assert all(r["success"] for r in rows)
+
+
+def test_enforce_all_names_every_blocking_suite():
+    bad = validate([bronze_row(1, order_id=None)], "a")
+    good = validate([bronze_row(2)], "b")
+    with pytest.raises(QualityGateFailed) as excinfo:
+        gate.enforce_all([good, bad, bad])
+    assert str(excinfo.value).count("quality gate bronze.tmall_orders failed") == 2
+    gate.enforce_all([good])
+
+
+def test_write_report(good_report, tmp_path: Path):
+    path = gate.write_report(good_report, tmp_path / "dt=2026-11-01")
+    assert path.name == "bronze.tmall_orders.txt"
+    assert path.read_text(encoding="utf-8").startswith("quality bronze.tmall_orders")
 
 
 def test_render_text(good_report):
@@ -150,7 +222,7 @@ def test_repo_suites_load(name: str):
     assert suite["name"] == name
 
 
-def test_unknown_expectation_type_names_the_file(spark, tmp_path: Path):
+def test_unknown_expectation_type_names_the_file(tmp_path: Path):
     suite = {
         "name": "bronze.typo",
         "expectations": [
@@ -162,6 +234,19 @@ def test_unknown_expectation_type_names_the_file(spark, tmp_path: Path):
         ],
     }
     (tmp_path / "bronze.typo.json").write_text(json.dumps(suite), encoding="utf-8")
-    df = spark.createDataFrame([bronze_row(0)], BRONZE_SCHEMA)
+    df = bronze_frame([bronze_row(0)])
     with pytest.raises(CdpError, match=r"bronze\.typo\.json.*expectations\[0\]"):
         gate.validate(df, "bronze.typo", run_id="test-typo", expectations_dir=tmp_path)
+
+
+def test_samples_of_failing_rows_never_carry_raw_phones():
+    phone, wide = "13912345678", "１５６０１８８１６７７"
+    rows = [bronze_row(i) for i in range(4)]
+    rows += [bronze_row(4, receiver_mobile=f"+86 {phone}"), bronze_row(5, receiver_mobile=wide)]
+    report = validate(rows, "test-mask")
+    [warning] = report.failed_warnings
+    assert "unexpected 2 of" in warning.details
+    assert phone not in warning.details
+    assert wide not in warning.details
+    assert "139******78" in warning.details
+    assert phone not in gate.render_text(report)

@@ -110,3 +110,45 @@ def test_multiline_quoted_cell_keeps_line_numbers():
 )
 def test_coerce(value, type_, expected):
     assert coerce(value, type_) == expected
+
+
+def test_fast_and_full_schema_checks_agree(tmp_path, monkeypatch):
+    """fastjsonschema (the fast path) and jsonschema must judge every record alike."""
+    from datetime import date
+
+    from jobs.ingest.records import SchemaValidator, parse_file
+    from jobs.ingest.simulate import simulate
+    from jobs.ingest.spec import load_specs
+
+    simulate(tmp_path, customers=1500, days=1, end=date(2026, 11, 22), bad_rate=0.3)
+    seen: list[dict] = []
+    disagreements: list[tuple[str, dict]] = []
+    original = SchemaValidator.errors
+
+    def judge(validator, record):
+        try:
+            validator._fast(record)
+            fast_ok = True
+        except validator._invalid:
+            fast_ok = False
+        if fast_ok != (not list(validator.full.iter_errors(record))):
+            disagreements.append((validator.full.schema.get("$id", "?"), record))
+        return fast_ok
+
+    def both(self, record):
+        seen.append(record)
+        judge(self, record)
+        # and, for a sample, the same record with each value damaged: empty, long, wrong type
+        for key in list(record)[:8] if len(seen) % 7 == 0 else []:
+            for bad in ("", "x" * 300, 12, None):
+                judge(self, {**record, key: bad})
+        return original(self, record)
+
+    monkeypatch.setattr(SchemaValidator, "errors", both)
+    for spec in load_specs().values():
+        folder = tmp_path / spec.source / spec.dataset
+        for path in sorted(folder.glob(f"dt=*/*.{spec.format}")):
+            for _ in parse_file(path, spec):
+                pass
+    assert len(seen) > 1000
+    assert not disagreements, disagreements[:3]

@@ -60,6 +60,12 @@ def test_good_line_is_mapped_and_coerced():
         "fans_id": "987654",
         "item_title": "保湿精华液 30ml",
         "item_num": 2,
+        # schema 1-0-1: ordering device, referral (销售员) and distributor (分销) fields
+        "create_device_id": None,
+        "salesman_nick_name": None,
+        "salesman_mobile": None,
+        "fx_kdt_id": None,
+        "fx_order_no": None,
     }
     # unmapped leaves are kept under their path, never dropped
     assert rec.extra["full_order_info.address_info.receiver_name"] == "王伟"

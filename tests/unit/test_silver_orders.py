@@ -156,3 +156,119 @@ def test_customers_from_orders(spark):
     assert rows["k1"].sources == ["jd", "tmall"]
     assert rows["k2"].phone_token is None
     assert set(rows) == {"k1", "k2"}  # unidentified orders make no customer
+
+
+MINI = (
+    "order_id string, appid string, order_status string, payment decimal(18,2), "
+    "refund_fee decimal(18,2), buyer_phone string, openid string, unionid string, "
+    "created timestamp, pay_time timestamp, item_quantity long, _file string, _line long, "
+    "_batch_id string, _ingested_at timestamp"
+)
+
+
+def test_miniprogram_prefers_phone_then_unionid_then_openid_per_app(spark):
+    t = datetime(2026, 11, 22, 9)
+    a, b = "wx5f1c2a9b3d7e4f60", "wx8a2d4c6e0b1f3a57"
+
+    def row(oid, appid, phone, openid, unionid, status="COMPLETED", refund="0"):
+        return (oid, appid, status, Decimal("99.00"), Decimal(refund), phone, openid, unionid)
+
+    rows = [
+        row("MP1", a, "13912345678", "oA1", "oU1"),
+        row("MP2", a, None, "oA1", "oU1", status="REFUNDED", refund="99.00"),
+        row("MP3", b, None, "oB1", "oU1"),  # same person in the other app: same unionid
+        row("MP4", a, None, "oA2", None),
+        row("MP5", b, None, "oA2", None),  # same openid text under another app: another key
+    ]
+    frame = spark.createDataFrame([(*r, t, t, 1, "f", i, "b", t) for i, r in enumerate(rows)], MINI)
+    spec = get_spec("miniprogram.orders")
+    out = {r.order_id: r for r in to_silver(frame, "miniprogram", spec.silver, KEY).collect()}
+    assert (out["MP1"].key_type, out["MP1"].customer_key) == (
+        "phone",
+        _token("phone:", "13912345678"),
+    )
+    assert out["MP2"].key_type == "unionid"
+    assert out["MP2"].customer_key == _token("unionid:", "oU1") == out["MP3"].customer_key
+    assert out["MP2"].status == "refunded"
+    assert out["MP4"].key_type == "openid"
+    assert out["MP4"].customer_key == _token("openid:", f"{a}:oA2")
+    assert out["MP5"].customer_key == _token("openid:", f"{b}:oA2")
+    assert out["MP4"].customer_key != out["MP5"].customer_key
+
+
+def test_pos_member_card_and_walk_ins(spark):
+    t = datetime(2026, 11, 22, 15)
+    frame = spark.createDataFrame(
+        [
+            ("SH001261122000001", "SALE", Decimal("199.00"), "13912345678", "812345678901"),
+            ("SH001261122000002", "SALE", Decimal("89.00"), None, "812345678901"),
+            ("SH001261122000003", "VOID", Decimal("59.90"), None, None),
+        ],
+        "order_id string, order_status string, payment decimal(18,2), member_mobile string, "
+        "member_card string",
+    ).selectExpr(
+        "*",
+        "timestamp'2026-11-22 15:00:00' as created",
+        "'f' as _file",
+        "1L as _line",
+        "'b' as _batch_id",
+        f"timestamp'{t}' as _ingested_at",
+    )
+    spec = get_spec("pos.orders")
+    out = {r.order_id: r for r in to_silver(frame, "pos", spec.silver, KEY).collect()}
+    first, second, walk_in = (out[f"SH001261122{n:06d}"] for n in (1, 2, 3))
+    assert (first.key_type, first.customer_key) == ("phone", _token("phone:", "13912345678"))
+    assert (second.key_type, second.customer_key) == ("card", _token("card:", "812345678901"))
+    assert (walk_in.customer_key, walk_in.key_type, walk_in.status) == (
+        None,
+        "unidentified",
+        "closed",
+    )
+    assert first.paid_ts == first.order_ts  # paid at the till
+
+
+def test_erp_rows_of_directly_ingested_platforms_are_not_counted_twice(spark):
+    t = datetime(2026, 11, 22, 9)
+    frame = spark.createDataFrame(
+        [
+            ("101", "2026112207000001", "tmall", "Sent", "tb_abc", "139****5678"),
+            ("102", "XHS2611220000000102", "xiaohongshu", "Sent", "xhs_1", "139****5678"),
+            ("103", "KS2611220000000103", "kuaishou", "Cancelled", "xhs_1", None),
+        ],
+        "erp_order_id string, online_order_id string, platform string, order_status string, "
+        "buyer_account string, receiver_mobile string",
+    ).selectExpr(
+        "*",
+        "cast(59.90 as decimal(18,2)) as payment",
+        "timestamp'2026-11-22 09:00:00' as created",
+        "'f' as _file",
+        "1L as _line",
+        "'b' as _batch_id",
+        f"timestamp'{t}' as _ingested_at",
+    )
+    spec = get_spec("erp.orders")
+    silver = to_silver(frame, "erp", spec.silver, KEY)
+    out = {r.order_id: r for r in silver.collect()}
+    direct = set(spec.silver["linked_order"]["ingested_directly"])
+    assert "tmall" in direct
+    assert set(out) == {"102", "103"}  # the Tmall order comes from Tmall's own export
+    assert {r.source for r in out.values()} == {"erp"}
+    assert out["102"].linked_order_ref == "xiaohongshu:XHS2611220000000102"
+    assert out["102"].key_type == "erp_buyer"
+    # the same buyer text on two platforms is two accounts
+    assert out["102"].customer_key == _token("erp_buyer:", "xiaohongshu:xhs_1")
+    assert out["103"].customer_key == _token("erp_buyer:", "kuaishou:xhs_1")
+    assert out["103"].status == "closed"
+
+
+def test_new_order_specs_map_every_status_and_id_field():
+    for key in ("miniprogram.orders", "pos.orders", "erp.orders"):
+        spec = get_spec(key)
+        fields = {c.field for c in spec.columns}
+        schema_statuses = set(spec.json_schema()["properties"]["order_status"]["enum"])
+        assert schema_statuses == set(spec.silver["status"]), key
+        for buyer in spec.silver["buyer_ids"]:
+            assert buyer["field"] in fields
+            assert buyer.get("qualifier_field", buyer["field"]) in fields
+        renamed = set(spec.silver.get("fields", {}).values())
+        assert renamed <= fields, key

@@ -1,0 +1,454 @@
+"""`cdp import`: a brand's own exports (CRM, ERP, store lists) into bronze, like a platform's.
+
+Brands keep orders, members and events in systems we cannot integrate one by one, and they send
+what those systems export: CSV (UTF-8, UTF-8 with BOM or GBK), Excel, Parquet or JSON lines, with
+their own column names. A small mapping file says which column is which of our fields; the import
+then runs the same parser, coercion, JSON-Schema validation, quarantine and reconciliation as the
+daily platform ingest (`jobs.ingest.records`, `jobs.ingest.bronze.ingest_files`), so an imported
+row is held to the same rules as a Tmall one. A dry run parses everything without Spark and shows
+what would land and what would be quarantined and why, so a mapping is fixed before anything is
+written.
+
+Each dataset has one generic target record (``schemas/import/<record>/1-0-0.json``):
+
+- ``orders`` -> ``import/order``: ``order_id``, ``created``, ``payment`` and at least one of
+  ``buyer_id`` / ``phone`` (an order nobody can be attributed to feeds no profile).
+- ``customers`` -> ``import/customer``: ``customer_id`` (the brand's own id); phone, email and
+  WeChat ids are optional and feed identity resolution when present.
+- ``events`` -> ``import/event``: ``event_type``, ``ts`` and at least one of ``customer_id``,
+  ``buyer_id``, ``phone``, ``wechat_openid``, ``anonymous_id``. ``event_id`` is optional: an event
+  without who and when cannot feed a profile, whatever its id.
+
+The mapping file (YAML; see docs/examples/import_orders_mapping.yaml)::
+
+    sheet: 订单明细          # optional, .xlsx only: the sheet to read (default: the first)
+    encoding: gbk           # optional, .csv/.jsonl only: fixed encoding (default: detected)
+    columns:                # the file's column (CSV/Excel header, Parquet column, JSON path)
+      订单编号: order_id     #   -> our field; its type comes from the target schema
+      下单时间: {field: created, type: datetime}   # `type`, if given, must agree with it
+      订单状态:
+        field: status
+        values: {已完成: completed, 已关闭: closed}  # value map: any other value is quarantined
+
+Types are ``string | decimal | int | datetime`` (see `jobs.ingest.records.coerce`). Columns the
+mapping does not name are kept in ``_extra``, never dropped. The file's format comes from its
+extension: ``.csv``, ``.xlsx``, ``.parquet``, ``.jsonl`` / ``.json`` (JSON lines).
+
+Rows land in ``bronze.import_<source>_<dataset>`` for the logical date, replacing that date's
+rows: importing the same file again adds nothing; a second, different file for the same source,
+dataset and date replaces the first.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import io
+import itertools
+import json
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+
+import yaml
+
+from jobs.common.errors import CdpError
+from jobs.ingest.records import (
+    Record,
+    Rejected,
+    decode,
+    parquet_rows,
+    parse_file,
+    xlsx_rows,
+)
+from jobs.ingest.spec import FIELD_TYPES, SCHEMAS_DIR, Column, SourceSpec, load_specs
+
+DATASETS = {
+    "orders": "import/order/1-0-0",
+    "customers": "import/customer/1-0-0",
+    "events": "import/event/1-0-0",
+}
+EXTENSIONS = {
+    ".csv": "csv",
+    ".xlsx": "xlsx",
+    ".parquet": "parquet",
+    ".jsonl": "jsonl",
+    ".json": "jsonl",
+}
+_SOURCE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
+_DATETIME_PATTERN = "^\\d{4}-\\d{2}-\\d{2}T"
+# How many first lines of a JSON-lines file show which paths it has (for the up-front check).
+_JSON_HEADER_LINES = 1000
+
+
+@dataclass(frozen=True)
+class Target:
+    """A dataset's target record: its schema, field types, and what a mapping must cover."""
+
+    dataset: str
+    schema: str
+    types: dict[str, str]  # field -> string | decimal | int | datetime, in schema order
+    required: tuple[str, ...]
+    one_of: tuple[str, ...]  # at least one of these (empty: no such rule)
+
+
+def _field_type(prop: dict) -> str:
+    types = prop.get("type", "string")
+    types = {types} if isinstance(types, str) else set(types)
+    if "number" in types:
+        return "decimal"
+    if "integer" in types:
+        return "int"
+    if str(prop.get("pattern", "")).startswith(_DATETIME_PATTERN):
+        return "datetime"
+    return "string"
+
+
+def target(dataset: str) -> Target:
+    if dataset not in DATASETS:
+        raise CdpError(f"unknown dataset {dataset!r}; expected one of {', '.join(DATASETS)}")
+    schema = json.loads((SCHEMAS_DIR / f"{DATASETS[dataset]}.json").read_text(encoding="utf-8"))
+    branches = schema.get("anyOf", [])
+    return Target(
+        dataset=dataset,
+        schema=DATASETS[dataset],
+        types={name: _field_type(prop) for name, prop in schema["properties"].items()},
+        required=tuple(schema.get("required", [])),
+        one_of=tuple(name for b in branches for name in b.get("required", [])),
+    )
+
+
+def file_format(path: Path) -> str:
+    suffix = path.suffix.lower()
+    if suffix in (".xls", ".et"):
+        raise CdpError(f"{path.name}: old binary Excel ({suffix}) is not read; save it as .xlsx")
+    if suffix not in EXTENSIONS:
+        raise CdpError(
+            f"{path.name}: unknown file type {suffix or '(none)'!r}; expected one of "
+            f"{', '.join(EXTENSIONS)}"
+        )
+    return EXTENSIONS[suffix]
+
+
+def _columns(raw: object, where: str, tgt: Target) -> tuple[list[Column], dict[str, dict]]:
+    if not isinstance(raw, dict) or not raw:
+        raise CdpError(f"{where}: `columns:` must map each file column to one of our fields")
+    columns: list[Column] = []
+    values: dict[str, dict[str, str]] = {}
+    for header, entry in raw.items():
+        entry = {"field": entry} if isinstance(entry, str) else entry
+        if not isinstance(entry, dict) or not isinstance(entry.get("field"), str):
+            raise CdpError(
+                f"{where}: column {header!r} must name a field (`{header}: order_id` or "
+                f"`{header}: {{field: order_id}}`), got {entry!r}"
+            )
+        unknown_keys = set(entry) - {"field", "type", "values"}
+        if unknown_keys:
+            raise CdpError(
+                f"{where}: column {header!r} has unknown key(s) {sorted(unknown_keys)}; "
+                "expected field, type, values"
+            )
+        name = entry["field"]
+        if name not in tgt.types:
+            raise CdpError(
+                f"{where}: column {header!r} maps to {name!r}, which {tgt.dataset} do not have; "
+                f"fields: {', '.join(tgt.types)}"
+            )
+        type_ = entry.get("type", tgt.types[name])
+        if type_ not in FIELD_TYPES:
+            raise CdpError(f"{where}: column {header!r}: unknown type {type_!r}; {FIELD_TYPES}")
+        if type_ != tgt.types[name]:
+            raise CdpError(
+                f"{where}: column {header!r}: field {name!r} is a {tgt.types[name]} in "
+                f"{tgt.schema}, not a {type_}; drop `type:` or change it"
+            )
+        mapped = entry.get("values")
+        if mapped is not None:
+            if not isinstance(mapped, dict) or not mapped:
+                raise CdpError(f"{where}: column {header!r}: `values:` must map value -> value")
+            values[name] = {str(k): str(v) for k, v in mapped.items()}
+        columns.append(Column(header=str(header), field=name, type=type_))
+    return columns, values
+
+
+def build_spec(
+    mapping: dict, *, source: str, dataset: str, fmt: str, where: str = "mapping"
+) -> SourceSpec:
+    """A `SourceSpec` for one import from its parsed mapping; CdpError names what is wrong."""
+    if not _SOURCE_NAME.match(source):
+        raise CdpError(
+            f"--source {source!r}: use lowercase letters, digits and _ (it names the bronze "
+            "table), starting with a letter, e.g. brand_crm"
+        )
+    if f"{source}.{dataset}" in load_specs():
+        raise CdpError(
+            f"--source {source!r}: {source}.{dataset} is a platform source ingested every day; "
+            f"importing under its name would replace its quarantine and manifest rows. Choose "
+            f"another name, e.g. {source}_export"
+        )
+    tgt = target(dataset)
+    if not isinstance(mapping, dict):
+        raise CdpError(f"{where}: expected a YAML mapping with `columns:`")
+    unknown = set(mapping) - {"columns", "sheet", "encoding"}
+    if unknown:
+        raise CdpError(
+            f"{where}: unknown key(s) {sorted(unknown)}; expected columns, sheet, encoding"
+        )
+    columns, values = _columns(mapping.get("columns"), where, tgt)
+    fields = [c.field for c in columns]
+    twice = sorted({f for f in fields if fields.count(f) > 1})
+    if twice:
+        raise CdpError(f"{where}: several columns map to {', '.join(twice)}; map each field once")
+    unmapped = [f for f in tgt.required if f not in fields]
+    if unmapped:
+        raise CdpError(
+            f"{where}: no column maps to required field(s) {', '.join(unmapped)} of {dataset}"
+        )
+    if tgt.one_of and not set(tgt.one_of) & set(fields):
+        raise CdpError(
+            f"{where}: {dataset} need at least one of {', '.join(tgt.one_of)}; map a column to one"
+        )
+    sheet, encoding = mapping.get("sheet"), mapping.get("encoding")
+    if sheet is not None and fmt != "xlsx":
+        raise CdpError(f"{where}: `sheet:` is for .xlsx files, this one is {fmt}")
+    if encoding is not None:
+        if fmt not in ("csv", "jsonl"):
+            raise CdpError(f"{where}: `encoding:` is for .csv/.jsonl files, this one is {fmt}")
+        try:
+            codecs.lookup(encoding)
+        except LookupError as exc:
+            raise CdpError(f"{where}: unknown encoding {encoding!r} (e.g. utf-8, gbk)") from exc
+    order = list(tgt.types)
+    return SourceSpec(
+        source=source,
+        dataset=dataset,
+        format=fmt,
+        schema=tgt.schema,
+        bronze_table=f"import_{source}_{dataset}",
+        # Schema order: every mapping of a dataset gives its bronze table the same column order.
+        columns=tuple(sorted(columns, key=lambda c: order.index(c.field))),
+        values=values,
+        sheet=None if sheet is None else str(sheet),
+        encoding=encoding,
+    )
+
+
+def load_mapping(path: Path, *, source: str, dataset: str, fmt: str) -> SourceSpec:
+    if not path.is_file():
+        raise CdpError(f"mapping {path} does not exist")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise CdpError(f"mapping {path}: not valid UTF-8 YAML ({exc})") from exc
+    return build_spec(raw, source=source, dataset=dataset, fmt=fmt, where=f"mapping {path.name}")
+
+
+def _json_paths(text: str) -> set[str]:
+    """Top-level keys of the first JSON objects of a JSON-lines file (unparseable lines skipped)."""
+    keys: set[str] = set()
+    for raw in itertools.islice(text.split("\n"), _JSON_HEADER_LINES):
+        try:
+            obj = json.loads(raw)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(obj, dict):
+            keys.update(obj)
+    return keys
+
+
+def inspect_file(path: Path, spec: SourceSpec) -> tuple[list[str], str | None]:
+    """(the file's columns, its detected text encoding or None): read before any row is parsed.
+
+    Raises CdpError when the file cannot be read, or when the mapping names columns the file does
+    not have (all of them, with the columns the file has).
+    """
+    if not path.is_file():
+        raise CdpError(f"{path} does not exist")
+    data = path.read_bytes()
+    encoding = None
+    try:
+        if spec.format in ("csv", "jsonl"):
+            text, encoding = decode(data, spec.encoding)
+            if spec.format == "csv":
+                header = [h.strip() for h in next(csv.reader(io.StringIO(text)), [])]
+            else:
+                if text.lstrip().startswith("["):
+                    raise CdpError(
+                        f"{path.name}: a JSON array; export JSON lines (one object per line)"
+                    )
+                header = sorted(_json_paths(text))
+        elif spec.format == "xlsx":
+            header, rows = xlsx_rows(data, spec.sheet)
+            rows.close()
+        else:
+            header, _rows = parquet_rows(data)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise CdpError(f"{path.name}: {exc}") from exc
+    if spec.format == "jsonl":
+        unknown = [c.header for c in spec.columns if c.path[0] not in header]
+    else:
+        unknown = [c.header for c in spec.columns if c.header not in header]
+    if unknown:
+        raise CdpError(
+            f"{path.name}: the mapping names column(s) the file does not have: "
+            f"{', '.join(unknown)}; the file has: {', '.join(h for h in header if h) or 'nothing'}"
+        )
+    return header, encoding
+
+
+# --- dry run -----------------------------------------------------------------------------------
+
+_MASKS = (
+    # coerce: "... got '12..5'"; typed cells: "the number 1.2e17 has ..."
+    (re.compile(r"got .*$"), "got …"),
+    (re.compile(r"the number \S+ "), "the number … "),
+    (re.compile(r"unknown value .*?; expected"), "unknown value …; expected"),
+    # JSON Schema: "field 'phone': '12x' does not match '^…'" and friends
+    (
+        re.compile(
+            r"^(field '[^']*'): .*? (does not match|is not of type|is less than|is greater than"
+            r"|is too long|is too short|is not one of|is not a|is not valid)"
+        ),
+        r"\1: … \2",
+    ),
+)
+MAX_REASON_GROUPS = 50
+
+
+def reason_pattern(reason: str) -> str:
+    """A rejection reason with the offending value masked, so alike rejections group together."""
+    for pattern, repl in _MASKS:
+        reason = pattern.sub(repl, reason)
+    return reason
+
+
+@dataclass
+class ReasonGroup:
+    pattern: str
+    rows: int = 0
+    lines: list[int] = field(default_factory=list)  # the first few
+
+
+@dataclass
+class DryRun:
+    path: Path
+    spec: SourceSpec
+    header: list[str]
+    encoding: str | None
+    rows_read: int = 0
+    would_land: int = 0
+    preview: list[Record] = field(default_factory=list)
+    reasons: dict[str, ReasonGroup] = field(default_factory=dict)
+
+    @property
+    def would_quarantine(self) -> int:
+        return self.rows_read - self.would_land
+
+    @property
+    def unmapped_columns(self) -> list[str]:
+        mapped = {c.header for c in self.spec.columns}
+        return [h for h in self.header if h and h not in mapped]
+
+
+def summarize(
+    items: Iterator[Record | Rejected], report: DryRun, *, preview: int, lines_per_reason: int = 5
+) -> DryRun:
+    """Count records and rejections into `report`, keeping only bounded samples (pure)."""
+    for item in items:
+        report.rows_read += 1
+        if isinstance(item, Record):
+            report.would_land += 1
+            if len(report.preview) < preview:
+                report.preview.append(item)
+            continue
+        key = reason_pattern(item.reason)
+        if key not in report.reasons and len(report.reasons) >= MAX_REASON_GROUPS:
+            key = "(other reasons)"
+        group = report.reasons.setdefault(key, ReasonGroup(key))
+        group.rows += 1
+        if len(group.lines) < lines_per_reason:
+            group.lines.append(item.line)
+    return report
+
+
+def dry_run(path: Path, spec: SourceSpec, *, preview: int = 10) -> DryRun:
+    """Parse the whole file as the import would, without Spark: counts, preview, reasons."""
+    header, encoding = inspect_file(path, spec)
+    report = DryRun(path, spec, header, encoding)
+    try:
+        return summarize(parse_file(path, spec), report, preview=preview)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise CdpError(f"{path.name}: {exc}") from exc
+
+
+def render_dry_run(report: DryRun, console) -> None:
+    """The dry run as a person reads it: what the file is, a preview, counts, reasons."""
+    from rich.table import Table
+
+    spec = report.spec
+    what = [spec.format]
+    if report.encoding:
+        what.append(f"encoding {report.encoding}")
+    if spec.sheet:
+        what.append(f"sheet {spec.sheet!r}")
+    console.print(
+        f"[bold]{report.path.name}[/] ({', '.join(what)}) -> bronze.{spec.bronze_table} "
+        f"(schema {spec.schema}); dry run, nothing written"
+    )
+    if report.unmapped_columns:
+        console.print(f"kept in _extra (not mapped): {', '.join(report.unmapped_columns)}")
+    table = Table(title=f"first {len(report.preview)} rows that would land")
+    table.add_column("line", justify="right")
+    for c in spec.columns:
+        table.add_column(f"{c.field}\n[dim]{c.header}[/]", overflow="fold")
+    for rec in report.preview:
+        table.add_row(
+            str(rec.line),
+            *(
+                "" if rec.values[c.field] is None else str(rec.values[c.field])
+                for c in spec.columns
+            ),
+        )
+    console.print(table)
+    console.print(
+        f"rows read {report.rows_read}: would land {report.would_land}, "
+        f"would be quarantined {report.would_quarantine}"
+    )
+    if report.reasons:
+        reasons = Table(title="would be quarantined, by reason")
+        reasons.add_column("reason")
+        reasons.add_column("rows", justify="right")
+        reasons.add_column("first lines")
+        for group in sorted(report.reasons.values(), key=lambda g: -g.rows):
+            more = ", …" if group.rows > len(group.lines) else ""
+            reasons.add_row(group.pattern, str(group.rows), ", ".join(map(str, group.lines)) + more)
+        console.print(reasons)
+
+
+# --- real run ----------------------------------------------------------------------------------
+
+
+def run_import(path: Path, spec: SourceSpec, logical_date: date, *, spark=None, settings=None):
+    """Import the file into bronze for `logical_date` (replacing that date's import), reconciled.
+
+    Returns `jobs.ingest.bronze.IngestResult`.
+    """
+    from jobs.common.settings import get_settings
+    from jobs.ingest.bronze import ingest_files
+
+    inspect_file(path, spec)
+    if spark is None:
+        from jobs.common.spark import get_spark
+
+        spark = get_spark()
+    return ingest_files(
+        spec,
+        logical_date,
+        [path],
+        folder=path.parent,
+        label=f"import/{spec.source}",
+        spark=spark,
+        settings=settings or get_settings(),
+    )
