@@ -2,7 +2,8 @@
 
 pull (API sources) -> per source family: a sensor waits for the day's landing files, then one
 mapped task per source dataset lands them in bronze (quarantine, reconciliation) -> GX gate ->
-silver orders and customers (PII tokenized) -> dbt customer 360 marts -> segment exports.
+silver orders and customers (PII tokenized) -> dbt customer 360 marts -> segment exports ->
+compaction of the small files every source adds to the shared tables.
 
 Orchestration only: every task calls a function of `jobs.daily`, idempotent for its date, so a
 rerun or a backfill of a day replaces that day. A family whose files don't come before its
@@ -74,7 +75,9 @@ def cdp_daily():
     # Skipped families (no files before the sensor's timeout) don't stop the rest.
     checked = _step_task("check_bronze", trigger_rule=TriggerRule.NONE_FAILED)()
     rest = [_step_task(name)() for name in ("build_silver", "publish_marts", "export_segments")]
-    chain(families, checked, *rest)
+    # Last, only after a good day: an all-done leaf would mark a failed run successful. A
+    # failed day's small files are compacted when its rerun succeeds.
+    chain(families, checked, *rest, _step_task("maintain_lake")())
 
 
 @task.sensor(

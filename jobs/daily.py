@@ -47,16 +47,12 @@ def source_families(settings: Settings | None = None) -> dict[str, list[str]]:
 
 def landed(family: str, logical_date: date, settings: Settings | None = None) -> list[str]:
     """Source keys of `family` whose landing folder holds a file for the date (the sensor)."""
-    from jobs.ingest.bronze import landing_dir
+    from jobs.ingest.landing import list_files
     from jobs.ingest.spec import get_spec
 
     settings = settings or get_settings()
     keys = source_families(settings).get(family, [])
-    return [
-        key
-        for key in keys
-        if any(landing_dir(get_spec(key), logical_date, settings).glob(f"*.{get_spec(key).format}"))
-    ]
+    return [key for key in keys if list_files(get_spec(key), logical_date, settings)]
 
 
 def ingest_source(source_key: str, logical_date: date, settings: Settings | None = None) -> dict:
@@ -223,7 +219,43 @@ def export_segments(logical_date: date, settings: Settings | None = None) -> dic
     return {name: export_segment(name, logical_date, settings).members for name in load_segments()}
 
 
-STEPS = (pull, ingest, check_bronze, build_silver, publish_marts, export_segments)
+def maintain_lake(logical_date: date, settings: Settings | None = None) -> dict:
+    """Compact the day's small files of the tables every source writes to (no Spark)."""
+    from jobs.ingest.bronze import (
+        INGESTION_LOG_TABLE,
+        MANIFEST_TABLE,
+        QUARANTINE_TABLE,
+        RECOMPUTE_TABLE,
+    )
+
+    settings = settings or get_settings()
+    day_partitioned = [("quarantine", QUARANTINE_TABLE)]
+    whole = [
+        ("ops", MANIFEST_TABLE),
+        ("ops", INGESTION_LOG_TABLE),
+        ("ops", RECOMPUTE_TABLE),
+        ("ops", "quality_results"),
+    ]
+    removed = {
+        f"{layer}.{name}": lake.compact(lake.table_path(layer, name, settings), logical_date)
+        for layer, name in day_partitioned
+    }
+    removed |= {
+        f"{layer}.{name}": lake.compact(lake.table_path(layer, name, settings))
+        for layer, name in whole
+    }
+    return {"files_compacted": removed}
+
+
+STEPS = (
+    pull,
+    ingest,
+    check_bronze,
+    build_silver,
+    publish_marts,
+    export_segments,
+    maintain_lake,
+)
 
 
 def run_all(logical_date: date, settings: Settings | None = None) -> dict:

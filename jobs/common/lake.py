@@ -53,13 +53,37 @@ def replace_day_arrow(data: object, path: str, predicate: str, *, partition: boo
         predicate=predicate,
         partition_by=["_logical_date"] if partition else None,
         schema_mode="merge",
+        configuration=ARROW_TABLE_CONFIG,
     )
+
+
+# Tables written by ingestion get a commit per source and day: checkpoint often, so opening one
+# replays a few JSON commits rather than up to a hundred (delta-rs's default interval).
+ARROW_TABLE_CONFIG = {"delta.checkpointInterval": "10"}
 
 
 def append_arrow(table: object, path: str) -> None:
     from deltalake import write_deltalake
 
-    write_deltalake(path, table, mode="append", schema_mode="merge")
+    write_deltalake(
+        path, table, mode="append", schema_mode="merge", configuration=ARROW_TABLE_CONFIG
+    )
+
+
+def compact(path: str, logical_date: date | None = None) -> int:
+    """Rewrite the small files of a table (or of one `_logical_date` partition) into few, then
+    checkpoint the log. Ingestion adds one small file per source and day to the shared tables
+    (quarantine, manifest, logs): without this, every later open and scan pays for all of them.
+    Returns the number of files removed. Old files stay for time travel until a vacuum."""
+    from deltalake import DeltaTable
+
+    if not is_delta(path):
+        return 0
+    table = DeltaTable(path)
+    filters = [("_logical_date", "=", logical_date.isoformat())] if logical_date else None
+    metrics = table.optimize.compact(partition_filters=filters)
+    table.create_checkpoint()
+    return int(metrics.get("numFilesRemoved", 0))
 
 
 def table_exists(spark: SparkSession, path: str) -> bool:

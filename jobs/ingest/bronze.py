@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
@@ -24,6 +24,7 @@ from jobs.common import lake
 from jobs.common.errors import CdpError, ReconciliationError
 from jobs.common.progress import track
 from jobs.common.settings import Settings, get_settings
+from jobs.ingest.landing import LandingFile, day_folder, list_files
 from jobs.ingest.records import Record, Rejected, extra_json, parse_file
 from jobs.ingest.spec import SourceSpec, get_spec
 
@@ -74,11 +75,9 @@ class IngestResult:
         return self.rows_read == self.rows_bronze + self.rows_quarantined
 
 
-def landing_dir(spec: SourceSpec, logical_date: date, settings: Settings) -> Path:
-    return Path(settings.landing_root) / spec.source / spec.dataset / f"dt={logical_date}"
-
-
-def file_sha256(path: Path) -> str:
+def file_sha256(path: Path | LandingFile) -> str:
+    if not isinstance(path, Path):  # object storage: one read
+        return hashlib.sha256(path.read_bytes()).hexdigest()
     digest = hashlib.sha256()
     with path.open("rb") as fh:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
@@ -193,7 +192,7 @@ def _count_day(path: str, logical_date: date, scope: pc.Expression | None = None
 
 
 def _refuse_to_erase(
-    spec: SourceSpec, bronze_path: str, logical_date: date, files: list[Path], folder: Path
+    spec: SourceSpec, bronze_path: str, logical_date: date, files: list, folder: Path | str
 ) -> None:
     """A day whose landing files are gone must not wipe what bronze already holds for it."""
     if not files and _count_day(bronze_path, logical_date):
@@ -213,14 +212,12 @@ def ingest(
 ) -> IngestResult:
     settings = settings or get_settings()
     spec = get_spec(source_key)
-    folder = landing_dir(spec, logical_date, settings)
-    found = sorted(folder.glob(f"*.{spec.format}")) if folder.is_dir() else []
     return ingest_files(
         spec,
         logical_date,
-        found,
-        folder=folder,
-        label=f"{spec.source}/{spec.dataset}/{folder.name}",
+        list_files(spec, logical_date, settings),
+        folder=day_folder(spec, logical_date, settings),
+        label=f"{spec.source}/{spec.dataset}/dt={logical_date}",
         settings=settings,
     )
 
@@ -228,9 +225,9 @@ def ingest(
 def ingest_files(
     spec: SourceSpec,
     logical_date: date,
-    found: list[Path],
+    found: Sequence[Path | LandingFile],
     *,
-    folder: Path,
+    folder: Path | str,
     label: str,
     spark: object | None = None,  # unused: bronze is written without Spark (kept for callers)
     settings: Settings,

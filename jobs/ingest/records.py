@@ -17,11 +17,15 @@ from dataclasses import dataclass
 from datetime import date, datetime, time
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from jsonschema import Draft202012Validator
 
 from jobs.ingest.spec import Column, SourceSpec
+
+if TYPE_CHECKING:
+    from jobs.ingest.landing import LandingFile
 
 
 @dataclass(frozen=True)
@@ -567,7 +571,7 @@ def parse_parquet(data: bytes, spec: SourceSpec) -> Iterator[Record | Rejected]:
 _READERS = {"csv": parse_csv, "jsonl": parse_jsonl, "xlsx": parse_xlsx, "parquet": parse_parquet}
 
 
-def parse_file(path: Path, spec: SourceSpec) -> Iterator[Record | Rejected]:
+def parse_file(path: Path | LandingFile, spec: SourceSpec) -> Iterator[Record | Rejected]:
     reader = _READERS.get(spec.format)
     if reader is None:
         raise NotImplementedError(f"{spec.key}: format {spec.format!r} has no reader yet")

@@ -12,7 +12,9 @@ Two expectations in every bronze suite depend on the day being judged, so their 
   data, plus or minus the tolerance (a day 30% off its trailing median is an anomaly: a stuck
   export, a missed file, a duplicated one). Too little history: no bounds.
 - freshness: ``freshness_min``, the oldest acceptable newest record: the end of the logical day
-  minus the maximum age. A "new" export whose newest order is days old is a stale file.
+  minus the maximum age. A "new" export whose newest order is days old is a stale file. Also
+  as unix seconds and milliseconds (``freshness_min_epoch_s`` / ``_ms``) for sources that date
+  records that way.
 """
 
 from __future__ import annotations
@@ -60,10 +62,14 @@ def parameters(
     history: dict[date, int], day: date, settings: QualitySettings, timezone: str
 ) -> dict[str, object]:
     low, high = volume_bounds(history, day, settings)
+    fresh = freshness_min(day, settings, timezone)
     return {
         "volume_min": low,
         "volume_max": high,
-        "freshness_min": freshness_min(day, settings, timezone),
+        "freshness_min": fresh,
+        # the same instant for sources that send unix time (WeCom, Official Account)
+        "freshness_min_epoch_s": int(fresh.timestamp()),
+        "freshness_min_epoch_ms": int(fresh.timestamp() * 1000),
     }
 
 

@@ -63,6 +63,10 @@ def test_every_family_waits_then_maps_ingestion_between_pull_and_the_gate():
     ):
         assert dag.get_task(downstream).upstream_task_ids == {upstream}
     assert dag.get_task("pull").upstream_task_ids == set()
+    maintain = dag.get_task("maintain_lake")
+    assert maintain.upstream_task_ids == {"export_segments"}
+    assert maintain.trigger_rule == "all_success"  # an all-done leaf would hide failed runs
     steps = {"pull", "check_bronze", "build_silver", "publish_marts", "export_segments"}
+    steps.add("maintain_lake")
     sensors = {f"ingest_{f}.wait_for_exports" for f in families}
     assert set(dag.task_ids) == steps | ingests | sensors

@@ -156,3 +156,20 @@ def test_late_records_land_and_mark_their_days_for_recompute(lake):
         ) == [(created["3104"], 1, False), (created["3102"], 2, True)]
     assert days_to_recompute(DAY, lake) == [created["3102"]]
     assert days_to_recompute(DAY - timedelta(days=1), lake) == []
+
+
+def test_a_landing_uri_ingests_the_same_rows(lake):
+    simulate(Path(lake.landing_root), customers=300, days=1, seed=12, end=DAY, bad_rate=0.1)
+    local = ingest("jd.orders", DAY, settings=lake)
+    remote_settings = lake.model_copy(update={"landing_root": f"file://{lake.landing_root}"})
+    remote = ingest("jd.orders", DAY, settings=remote_settings)
+    assert remote.rows_read > 0
+    assert (remote.rows_bronze, remote.rows_quarantined, remote.batch_id) == (
+        local.rows_bronze,
+        local.rows_quarantined,
+        local.batch_id,
+    )
+    bronze = DeltaTable(lake_io.table_path("bronze", "jd_orders", lake)).to_pyarrow_table()
+    assert set(bronze.column("_file").to_pylist()) == {
+        f"jd/orders/dt={DAY}/orders_{DAY:%Y%m%d}.csv"
+    }

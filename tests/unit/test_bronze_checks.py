@@ -43,5 +43,12 @@ def test_freshness_is_the_end_of_the_business_day_minus_the_max_age():
 
 def test_parameters_name_what_the_suites_refer_to():
     params = parameters(history(10, 10, 10), DAY, SETTINGS, "Asia/Shanghai")
-    assert set(params) == {"volume_min", "volume_max", "freshness_min"}
+    assert set(params) == {
+        "volume_min",
+        "volume_max",
+        "freshness_min",
+        "freshness_min_epoch_s",
+        "freshness_min_epoch_ms",
+    }
+    assert params["freshness_min_epoch_ms"] == params["freshness_min_epoch_s"] * 1000
     assert (params["volume_min"], params["volume_max"]) == (7, 13)
