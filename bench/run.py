@@ -10,6 +10,7 @@ import argparse
 import json
 import os
 import platform
+import re
 import shutil
 import tempfile
 import time
@@ -93,7 +94,11 @@ def bench_ingest(group: str, days_: list[date]) -> dict:
                 df = spark.read.option("header", True).option("encoding", enc).csv(str(f))
             else:
                 df = spark.read.json(str(f))  # schema inferred, as a plain read would
-            df.write.format("delta").mode("overwrite").save(f"{settings.lake_root}/_baseline")
+            # Delta refuses some characters in column names (export headers have brackets).
+            df = df.toDF(*[re.sub(r"[ ,;{}()\n\t=]", "_", c) for c in df.columns])
+            df.write.format("delta").mode("overwrite").option("overwriteSchema", "true").save(
+                f"{settings.lake_root}/_baseline"
+            )
             total += spark.read.format("delta").load(f"{settings.lake_root}/_baseline").count()
         return total
 

@@ -259,17 +259,29 @@ def query(
         ),
     ],
     limit: Annotated[int, typer.Option(help="Rows to print at most.")] = 50,
+    raw: Annotated[
+        bool,
+        typer.Option(
+            "--raw",
+            help="Also bronze and quarantine (raw personal data): pipeline operators only.",
+        ),
+    ] = False,
 ):
-    """Run SQL on the lake (DuckDB over Delta, no Spark start-up) and print a table."""
+    """Run SQL on silver, gold and ops (DuckDB over Delta, no Spark start-up); print a table."""
     import duckdb
 
     from jobs.common import duck
 
-    con = duck.connect()
+    con = duck.connect(layers=None if raw else duck.ANALYST_LAYERS)
     try:
         cur = con.execute(sql)
     except duckdb.Error as exc:
-        raise CdpError(f"query failed: {str(exc).splitlines()[0]}") from exc
+        message = str(exc).splitlines()[0]
+        if not raw and any(f"{layer}." in sql for layer in ("bronze", "quarantine")):
+            message += (
+                " (bronze and quarantine hold raw personal data: add --raw if you run the pipeline)"
+            )
+        raise CdpError(f"query failed: {message}") from exc
     columns = [d[0] for d in cur.description or []]
     rows = cur.fetchmany(limit)
     print_rows(columns, rows)
@@ -336,6 +348,8 @@ def quarantine_replay(
         ["source", "date", "quarantined before", "released to bronze", "still quarantined"],
         [
             (r.source_key, r.logical_date, r.quarantined_before, r.released, r.quarantined_after)
+            if r.bronze_after >= 0
+            else (r.source_key, r.logical_date, r.quarantined_before, "-", "rerun cdp import")
             for r in results
         ],
     )

@@ -13,12 +13,21 @@ from deltalake import DeltaTable
 from jobs.common.lake import list_tables
 from jobs.common.settings import Settings, get_settings
 
+# What analysts may read: raw personal data lives in bronze and quarantine, for the pipeline.
+ANALYST_LAYERS = ("silver", "gold", "ops")
 
-def connect(settings: Settings | None = None) -> duckdb.DuckDBPyConnection:
+
+def connect(
+    settings: Settings | None = None, layers: tuple[str, ...] | None = None
+) -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection with the lake's tables as `<layer>.<table>` views (all layers, or
+    only `layers`)."""
     settings = settings or get_settings()
     con = duckdb.connect()
     con.execute(f"SET TimeZone = '{settings.timezone}'")
     for layer, name, path in list_tables(settings):
+        if layers is not None and layer not in layers:
+            continue
         dataset = DeltaTable(path).to_pyarrow_dataset()
         con.execute(f'CREATE SCHEMA IF NOT EXISTS "{layer}"')
         alias = f"__{layer}__{name}"

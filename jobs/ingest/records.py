@@ -65,6 +65,39 @@ def decode(data: bytes, encoding: str | None = None) -> tuple[str, str]:
         return data.decode("gb18030"), "gb18030"
 
 
+def decode_lenient(data: bytes, encoding: str | None = None) -> tuple[str, str, dict[int, str]]:
+    """`decode`, but a file with a few undecodable lines still yields its good ones.
+
+    Returns (text, encoding, {line number: why}) for the lines that are neither UTF-8 nor
+    GB18030 (or not the pinned encoding); they are kept in the text with U+FFFD in place of
+    the bad bytes, so the parser can reject exactly those lines with a reason.
+    """
+    try:
+        text, used = decode(data, encoding)
+        return text, used, {}
+    except (UnicodeDecodeError, ValueError):
+        pass
+    candidates = (encoding,) if encoding else ("utf-8", "gb18030")
+    data = data.removeprefix(b"\xef\xbb\xbf")
+    texts: list[str] = []
+    bad: dict[int, str] = {}
+    for number, chunk in enumerate(data.split(b"\n"), start=1):
+        for candidate in candidates:
+            try:
+                texts.append(chunk.decode(candidate))
+                break
+            except UnicodeDecodeError as exc:
+                error = exc
+        else:
+            texts.append(chunk.decode(candidates[-1], errors="replace"))
+            bad[number] = (
+                f"undecodable bytes at column {error.start + 1} "
+                f"({chunk[error.start : error.start + 4].hex(' ')}): the line is neither "
+                f"{' nor '.join(c.upper() for c in candidates)}"
+            )
+    return "\n".join(texts), "mixed", bad
+
+
 _SHANGHAI = ZoneInfo("Asia/Shanghai")
 _DATETIME_FORMATS = ("%Y-%m-%d %H:%M:%S", "%Y/%m/%d %H:%M:%S", "%Y-%m-%d %H:%M", "%Y/%m/%d %H:%M")
 _ISO_SECONDS = re.compile(r"^\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}:\d{2}$")
@@ -160,6 +193,25 @@ def _required_alternatives(schema: dict) -> list[str]:
     return [name for b in branches for name in b["required"]]
 
 
+def _header_checks(
+    spec: SourceSpec, header: list[str]
+) -> tuple[dict[str, Column], SchemaValidator, set[str], tuple[str, str] | None]:
+    """What a tabular file's header means for every row: columns by header, the schema checks,
+    and, when the header lacks a required column, the (field, reason) each row is rejected with.
+    """
+    by_header = {c.header: c for c in spec.columns}
+    missing = [c.header for c in spec.columns if c.header not in header]
+    validator, required = _schema_checks(spec)
+    missing_required = [by_header[h].field for h in missing if by_header[h].field in required]
+    lacking = None
+    if missing_required:
+        lacking = (
+            missing_required[0],
+            f"file header lacks required column(s) {', '.join(missing)}",
+        )
+    return by_header, validator, required, lacking
+
+
 def _schema_checks(spec: SourceSpec) -> tuple[SchemaValidator, set[str]]:
     """The spec's JSON Schema as a validator and its required fields (one read of the file).
 
@@ -214,32 +266,28 @@ def _to_record(
 
 def parse_csv(data: bytes, spec: SourceSpec) -> Iterator[Record | Rejected]:
     """Records and rejections of one CSV export, in line order."""
-    text, _encoding = decode(data, spec.encoding)
+    text, _encoding, undecodable = decode_lenient(data, spec.encoding)
     reader = csv.reader(io.StringIO(text, newline=""))
     lines = text.splitlines()
     try:
         header = [h.strip() for h in next(reader)]
     except StopIteration:
         return
-    by_header = {c.header: c for c in spec.columns}
-    missing = [c.header for c in spec.columns if c.header not in header]
-    validator, required = _schema_checks(spec)
-    missing_required = [by_header[h].field for h in missing if by_header[h].field in required]
+    by_header, validator, required, lacking = _header_checks(spec, header)
     start = reader.line_num + 1
     for row in reader:
         line = start
         start = reader.line_num + 1
         raw = "\n".join(lines[line - 1 : reader.line_num])
+        broken = [n for n in range(line, reader.line_num + 1) if n in undecodable]
+        if broken:
+            yield Rejected(line, None, undecodable[broken[0]], raw)
+            continue
         if not any(cell.strip() for cell in row):
             yield Rejected(line, None, "empty line", raw)
             continue
-        if missing_required:
-            yield Rejected(
-                line,
-                missing_required[0],
-                f"file header lacks required column(s) {', '.join(missing)}",
-                raw,
-            )
+        if lacking is not None:
+            yield Rejected(line, lacking[0], lacking[1], raw)
             continue
         if len(row) != len(header):
             yield Rejected(
@@ -307,7 +355,7 @@ def parse_jsonl(data: bytes, spec: SourceSpec) -> Iterator[Record | Rejected]:
     Fields come from the spec's JSON paths; every other leaf is kept in `extra` under its path,
     so nothing the API sent is dropped.
     """
-    text, _encoding = decode(data, spec.encoding)
+    text, _encoding, undecodable = decode_lenient(data, spec.encoding)
     validator, required = _schema_checks(spec)
     mapped_paths = {c.header for c in spec.columns}
     # Split on "\n" only: str.splitlines() would also break at U+2028 and friends, which JSON
@@ -317,6 +365,9 @@ def parse_jsonl(data: bytes, spec: SourceSpec) -> Iterator[Record | Rejected]:
         lines.pop()
     for line, raw in enumerate(lines, start=1):
         raw = raw.removesuffix("\r")
+        if line in undecodable:
+            yield Rejected(line, None, undecodable[line], raw)
+            continue
         if not raw.strip():
             yield Rejected(line, None, "empty line", raw)
             continue
@@ -419,22 +470,14 @@ def parse_rows(
     by `typed_cell`, then mapped, coerced and validated by `_to_record` exactly as CSV cells are.
     Cells beyond the header are kept in `extra` as ``column_N``.
     """
-    by_header = {c.header: c for c in spec.columns}
-    missing = [c.header for c in spec.columns if c.header not in header]
-    validator, required = _schema_checks(spec)
-    missing_required = [by_header[h].field for h in missing if by_header[h].field in required]
+    by_header, validator, required, lacking = _header_checks(spec, header)
     for line, row in rows:
         raw = _raw_row(header, row)
         if all(_blank(v) for v in row):
             yield Rejected(line, None, "empty row", raw)
             continue
-        if missing_required:
-            yield Rejected(
-                line,
-                missing_required[0],
-                f"file header lacks required column(s) {', '.join(missing)}",
-                raw,
-            )
+        if lacking is not None:
+            yield Rejected(line, lacking[0], lacking[1], raw)
             continue
         cells: list[tuple[Column, str, str | None]] = []
         extra: dict[str, str] = {}

@@ -24,7 +24,7 @@ class ReplayResult:
     logical_date: date
     quarantined_before: int
     quarantined_after: int
-    bronze_after: int
+    bronze_after: int  # -1: not replayable here (a `cdp import` batch: rerun the import)
 
     @property
     def released(self) -> int:
@@ -68,9 +68,17 @@ def replay(
     until: date | None = None,
     settings: Settings | None = None,
 ) -> list[ReplayResult]:
+    from jobs.ingest.spec import load_specs
+
     settings = settings or get_settings()
+    specs = load_specs()
     results = []
     for key, day, before in quarantined_days(settings, source_key, since, until):
+        if key not in specs:
+            # A `cdp import` batch: its file and mapping live with whoever imported it, so the
+            # replay is that import run again; counted here, never re-ingested blindly.
+            results.append(ReplayResult(key, day, before, before, -1))
+            continue
         r = ingest(key, day, settings=settings)
         results.append(ReplayResult(key, day, before, r.rows_quarantined, r.rows_bronze))
     return results

@@ -16,6 +16,7 @@ SDK's DecryptData returns them. One file per dataset and day under
 from __future__ import annotations
 
 import random
+from collections.abc import Callable, Iterable
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -153,24 +154,48 @@ def write_contact_events(
 ) -> WriterResult:
     """One day of WeCom contact callbacks; (records, spoiled, truth rows keyed by
     `contact_record_id`)."""
+    return _write_day(
+        out,
+        ("wecom", "contact_events", "contact_events.jsonl"),
+        day,
+        ((contact_event(rng, p, day), p) for p in daily_sample(people, rng, 0.02)),
+        rng,
+        bad_rate,
+        spoil=lambda event: {
+            "required": rng.choice(("ExternalUserID", "UserID", "CreateTime")),
+            "wrong_type": ("CreateTime", f"{day} 10:00:00"),
+            "type_path": "ChangeType",
+            "unknown_type": UNKNOWN_CHANGE,
+        },
+        record_id=contact_record_id,
+    )
+
+
+def _write_day(
+    out: Path,
+    where: tuple[str, str, str],
+    day: date,
+    records: Iterable[tuple[dict, Person]],
+    rng: random.Random,
+    bad_rate: float,
+    *,
+    spoil: Callable[[dict], dict],
+    record_id: Callable[[dict], str],
+) -> WriterResult:
+    """Write one day's (record, person) pairs as JSON lines under `where` = (source, dataset,
+    file name), spoiling `bad_rate` of them with `spoil(record)`'s damage; truth keyed by
+    `record_id(record)`."""
+    source, dataset, name = where
     written = bad = 0
     truth: Truth = []
-    with landing_file(out, "wecom", "contact_events", day, "contact_events.jsonl") as fh:
-        for person in daily_sample(people, rng, 0.02):
-            event = contact_event(rng, person, day)
-            line = dumps_line(event)
+    with landing_file(out, source, dataset, day, name) as fh:
+        for record, person in records:
+            line = dumps_line(record)
             if rng.random() < bad_rate:
-                line, _kind = spoil_json(
-                    rng,
-                    event,
-                    required=rng.choice(("ExternalUserID", "UserID", "CreateTime")),
-                    wrong_type=("CreateTime", f"{day} 10:00:00"),
-                    type_path="ChangeType",
-                    unknown_type=UNKNOWN_CHANGE,
-                )
+                line, _kind = spoil_json(rng, record, **spoil(record))
                 bad += 1
             fh.write(line + "\n")
-            truth.append(("wecom", contact_record_id(event), person.person_id))
+            truth.append((source, record_id(record), person.person_id))
             written += 1
     return written, bad, truth
 
@@ -240,28 +265,27 @@ def write_messages(
     Only people who added a guide chat; a group message's person is the customer it is from or
     to (guides in groups reply to one customer).
     """
-    written = bad = 0
-    truth: Truth = []
-    with landing_file(out, "wecom", "messages", day, "messages.jsonl") as fh:
-        for person in daily_sample(people, rng, 0.03):
-            if not is_wecom_contact(person):
-                continue
-            for msg in _conversation(rng, person, day):
-                line = dumps_line(msg)
-                if rng.random() < bad_rate:
-                    line, _kind = spoil_json(
-                        rng,
-                        msg,
-                        required=rng.choice(("msgid", "from", "msgtime")),
-                        wrong_type=("msgtime", f"{day}T10:00:00"),
-                        type_path="msgtype",
-                        unknown_type=UNKNOWN_MSGTYPE,
-                    )
-                    bad += 1
-                fh.write(line + "\n")
-                truth.append(("wecom", msg["msgid"], person.person_id))
-                written += 1
-    return written, bad, truth
+    chats = (
+        (msg, person)
+        for person in daily_sample(people, rng, 0.03)
+        if is_wecom_contact(person)
+        for msg in _conversation(rng, person, day)
+    )
+    return _write_day(
+        out,
+        ("wecom", "messages", "messages.jsonl"),
+        day,
+        chats,
+        rng,
+        bad_rate,
+        spoil=lambda msg: {
+            "required": rng.choice(("msgid", "from", "msgtime")),
+            "wrong_type": ("msgtime", f"{day}T10:00:00"),
+            "type_path": "msgtype",
+            "unknown_type": UNKNOWN_MSGTYPE,
+        },
+        record_id=lambda msg: msg["msgid"],
+    )
 
 
 def oa_event(rng: random.Random, person: Person, day: date, event: str | None = None) -> dict:
@@ -313,23 +337,18 @@ def write_oa_events(
 ) -> WriterResult:
     """One day of Official Account pushes; (records, spoiled, truth rows keyed by
     `oa_record_id`)."""
-    written = bad = 0
-    truth: Truth = []
-    with landing_file(out, "oa", "events", day, "events.jsonl") as fh:
-        for person in daily_sample(people, rng, 0.03):
-            push = oa_event(rng, person, day)
-            line = dumps_line(push)
-            if rng.random() < bad_rate:
-                line, _kind = spoil_json(
-                    rng,
-                    push,
-                    required=rng.choice(("FromUserName", "CreateTime", "Event")),
-                    wrong_type=("CreateTime", {"value": push["CreateTime"]}),
-                    type_path="Event",
-                    unknown_type=UNKNOWN_OA_EVENT,
-                )
-                bad += 1
-            fh.write(line + "\n")
-            truth.append(("oa", oa_record_id(push), person.person_id))
-            written += 1
-    return written, bad, truth
+    return _write_day(
+        out,
+        ("oa", "events", "events.jsonl"),
+        day,
+        ((oa_event(rng, p, day), p) for p in daily_sample(people, rng, 0.03)),
+        rng,
+        bad_rate,
+        spoil=lambda push: {
+            "required": rng.choice(("FromUserName", "CreateTime", "Event")),
+            "wrong_type": ("CreateTime", {"value": push["CreateTime"]}),
+            "type_path": "Event",
+            "unknown_type": UNKNOWN_OA_EVENT,
+        },
+        record_id=oa_record_id,
+    )

@@ -54,3 +54,14 @@ def test_import_lands_good_rows_quarantines_bad_ones_and_reimport_adds_nothing(
     )
     assert spark.read.format("delta").load(bronze_path).count() == len(good)
     assert quarantine.count() == len(bad_lines)
+
+    # Replay can't re-read an import (its file and mapping aren't in landing): it says so.
+    from jobs.ingest.replay import replay
+
+    [result] = replay(settings=lake)
+    assert (result.source_key, result.logical_date) == ("brand_erp.orders", DAY)
+    assert (result.quarantined_before, result.released, result.bronze_after) == (
+        len(bad_lines),
+        0,
+        -1,
+    )

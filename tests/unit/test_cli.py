@@ -103,3 +103,24 @@ def test_backfill_ranges_are_every_day_oldest_first():
             _days(*bad)
     with pytest.raises(CdpError, match="before --from"):
         _days(None, "2026-11-03", "2026-11-01")
+
+
+def test_query_keeps_raw_personal_data_out_unless_asked(lake):
+    import pyarrow as pa
+    from deltalake import write_deltalake
+
+    from jobs.common.lake import table_path
+
+    write_deltalake(
+        table_path("bronze", "tmall_orders", lake), pa.table({"phone": ["13912345678"]})
+    )
+    write_deltalake(table_path("silver", "orders", lake), pa.table({"n": [1, 2]}))
+    assert "2" in cdp("query", "select count(*) as n from silver.orders").stdout
+
+    refused = cdp("query", "select phone from bronze.tmall_orders")
+    assert refused.returncode == 1
+    assert "--raw" in refused.stderr
+    assert "13912345678" not in refused.stdout + refused.stderr
+    raw = cdp("query", "--raw", "select phone from bronze.tmall_orders")
+    assert raw.returncode == 0
+    assert "13912345678" in raw.stdout

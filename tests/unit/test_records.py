@@ -152,3 +152,30 @@ def test_fast_and_full_schema_checks_agree(tmp_path, monkeypatch):
                 pass
     assert len(seen) > 1000
     assert not disagreements, disagreements[:3]
+
+
+@pytest.mark.parametrize("fmt", ["csv", "jsonl"])
+def test_undecodable_lines_are_rejected_and_the_rest_of_the_file_lands(fmt):
+    """A file with garbage bytes on one line (a truncated GBK character, a binary paste) is
+    neither UTF-8 nor GB18030 as a whole: only that line is lost to quarantine, with its line."""
+    from jobs.ingest.records import parse_jsonl
+
+    garbage = b"\x81\x20"  # a GB18030 lead byte followed by a byte that can't trail it
+    if fmt == "csv":
+        good = GOOD.encode("gbk")
+        data = b"\r\n".join([HEADER.encode("gbk"), good, good[:20] + garbage + good[20:], good])
+        items = list(parse_csv(data + b"\r\n", SPEC))
+        first = 2
+    else:
+        line = b'{"full_order_info": {"order_info": {"tid": "E1"}}}'
+        data = b"\n".join([line, line[:10] + garbage + line[10:], line]) + b"\n"
+        items = list(parse_jsonl(data, get_spec("youzan.orders")))
+        first = 1
+    assert len(items) == 3  # every line accounted for
+    bad = [i for i in items if isinstance(i, Rejected) and "undecodable" in i.reason]
+    assert [(b.line, b.field) for b in bad] == [(first + 1, None)]
+    assert "81 20" in bad[0].reason
+    assert "neither UTF-8 nor GB18030" in bad[0].reason
+    assert all("undecodable" not in getattr(i, "reason", "") for i in items if i is not bad[0])
+    if fmt == "csv":
+        assert [i.line for i in items if isinstance(i, Record)] == [2, 4]
