@@ -27,7 +27,7 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 
 from jobs.ingest.records import Record, parse_file
-from jobs.ingest.simulate import PRODUCTS, Person, daily_sample
+from jobs.ingest.simulate import JUNK_EMAIL, PRODUCTS, Person, daily_sample
 from jobs.ingest.simulate_platforms import (
     BAD_AMOUNTS,
     UNKNOWN_STATUS,
@@ -171,6 +171,22 @@ def tmall_orders_of_day(out: Path, day: date) -> Iterator[Record]:
 # --- mini-program -----------------------------------------------------------------------------
 
 
+INVOICE_RATE = 0.2  # orders asking for an e-invoice
+JUNK_EMAIL_RATE = 0.1  # of those, a placeholder address instead of the buyer's own
+EMAIL_DOMAINS = ("qq.com", "163.com", "126.com", "foxmail.com", "sina.com")
+
+
+def buyer_email(person: Person) -> str:
+    """The person's own address: stable, so every invoice of theirs carries the same one."""
+    digest = _digest("email", person)
+    return f"{digest[:10]}@{EMAIL_DOMAINS[int(digest[10:12], 16) % len(EMAIL_DOMAINS)]}"
+
+
+def _invoice(rng: random.Random, person: Person) -> dict:
+    email = JUNK_EMAIL if rng.random() < JUNK_EMAIL_RATE else buyer_email(person)
+    return {"type": "电子普通发票", "title": person.name, "email": email}
+
+
 def _mini_order(rng: random.Random, day: date, seq: int, person: Person) -> dict:
     appid = rng.choice(MINIPROGRAM_APPIDS)
     items, total = [], 0.0
@@ -201,6 +217,8 @@ def _mini_order(rng: random.Random, day: date, seq: int, person: Person) -> dict
             "member_card": member_card(person) if is_member(person) else None,
         },
         "items": items,
+        # 电子发票: the e-invoice goes to an email the buyer types; some type a placeholder.
+        "invoice": _invoice(rng, person) if rng.random() < INVOICE_RATE else None,
         # WeChat Pay (v3) payment of the order; amounts in fen as WeChat Pay gives them.
         "payment": None
         if paid is None

@@ -264,3 +264,35 @@ def test_deterministic_for_a_seed(clean, tmp_path):
         first = [(r.line, r.values) for r in _records(clean, key)]
         again = [(r.line, r.values) for r in _records(tmp_path, key)]
         assert first == again, key
+
+
+def test_invoice_emails_are_the_buyers_own_or_a_placeholder(tmp_path):
+    from datetime import date
+
+    from jobs.ingest.records import Record, parse_file
+    from jobs.ingest.simulate import JUNK_EMAIL, Mess, People, simulate
+    from jobs.ingest.simulate_commerce import buyer_email
+    from jobs.ingest.spec import get_spec
+
+    end = date(2026, 11, 22)
+    simulate(
+        tmp_path, customers=20_000, days=2, seed=5, end=end, bad_rate=0.0,
+        only={"miniprogram.orders"},
+    )  # fmt: skip
+    people = People(20_000, 5, Mess().household_rate)
+    by_id = {p.person_id: p for p in people}
+    truth = {}
+    for line in (tmp_path / "_truth" / "records.csv").read_text(encoding="utf-8").splitlines()[1:]:
+        source, record_id, person_id = line.split(",")[:3]
+        truth[(source, record_id)] = person_id
+    emails = [
+        (r.values["invoice_email"], truth[("miniprogram", r.values["order_id"])])
+        for path in sorted((tmp_path / "miniprogram" / "orders").glob("dt=*/*.jsonl"))
+        for r in parse_file(path, get_spec("miniprogram.orders"))
+        if isinstance(r, Record) and r.values["invoice_email"]
+    ]
+    assert len(emails) > 10
+    junk = [e for e, _ in emails if e == JUNK_EMAIL]
+    assert 0 < len(junk) < len(emails) / 2
+    for email, person_id in emails:
+        assert email in (JUNK_EMAIL, buyer_email(by_id[person_id]))
