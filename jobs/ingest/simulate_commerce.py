@@ -157,6 +157,17 @@ def first_export(order_id: str, day: date) -> bool:
     return order_id.startswith(f"{day:%Y%m%d}")
 
 
+def spec_csv_writer(spec_key: str) -> tuple[io.StringIO, csv.writer, list[str], dict[str, int]]:
+    """A CSV export in the making for a spec: (buffer, writer with the header written, fields
+    in column order, field -> column index)."""
+    spec = get_spec(spec_key)
+    fields = [c.field for c in spec.columns]
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\r\n")
+    writer.writerow([c.header for c in spec.columns])
+    return buf, writer, fields, {f: i for i, f in enumerate(fields)}
+
+
 def tmall_orders_of_day(out: Path, day: date) -> Iterator[Record]:
     """The good rows of the Tmall order export the main loop wrote for `day`, file order.
     Spoiled lines are skipped: they never reach bronze, so nothing may hang off them."""

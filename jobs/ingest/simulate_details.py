@@ -11,8 +11,6 @@ nothing is written for them.
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import random
 from collections.abc import Sequence
@@ -24,11 +22,11 @@ from jobs.ingest.simulate_commerce import (
     WriterResult,
     first_export,
     person_by_open_uid,
+    spec_csv_writer,
     spoil_json,
     tmall_orders_of_day,
 )
 from jobs.ingest.simulate_platforms import spoil
-from jobs.ingest.spec import get_spec
 
 SKU_BY_TITLE = {title: sku for sku, title, _price in PRODUCTS}
 PRICE_BY_TITLE = {title: price for _sku, title, price in PRODUCTS}
@@ -91,15 +89,6 @@ def _owner(people: Sequence[Person], open_uid: object) -> str:
     return person.person_id if person else ""
 
 
-def _csv_writer(spec_key: str) -> tuple[io.StringIO, csv.writer, list[str], dict[str, int]]:
-    spec = get_spec(spec_key)
-    fields = [c.field for c in spec.columns]
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\r\n")
-    writer.writerow([c.header for c in spec.columns])
-    return buf, writer, fields, {f: i for i, f in enumerate(fields)}
-
-
 def write_tmall_order_items(
     out: Path,
     day: date,
@@ -113,7 +102,7 @@ def write_tmall_order_items(
 
     The ordered product's line carries the order's amount (子订单编号 = 主订单编号, as Taobao does
     for single-item orders); about one order in five gets a free sample as a second line."""
-    buf, writer, fields, index = _csv_writer("tmall.order_items")
+    buf, writer, fields, index = spec_csv_writer("tmall.order_items")
     truth, bad = [], 0
     for rec in tmall_orders_of_day(out, day):
         v = rec.values
@@ -176,7 +165,7 @@ def write_tmall_refunds(
     """The day's 退款报表 (UTF-8 with a BOM): a successful refund for every order exported today
     as closed with a refund amount, and refund requests on some finished orders that did not
     go through (refused, withdrawn, still waiting)."""
-    buf, writer, fields, index = _csv_writer("tmall.refunds")
+    buf, writer, fields, index = spec_csv_writer("tmall.refunds")
     truth, bad = [], 0
     for rec in tmall_orders_of_day(out, day):
         v = rec.values

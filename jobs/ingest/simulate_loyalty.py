@@ -13,7 +13,6 @@ Members are keyed by the member card (shared with the store POS) and their full 
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import io
 import random
@@ -23,9 +22,8 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 
 from jobs.ingest.simulate import Person, daily_sample
-from jobs.ingest.simulate_commerce import WriterResult, is_member, member_card
+from jobs.ingest.simulate_commerce import WriterResult, is_member, member_card, spec_csv_writer
 from jobs.ingest.simulate_platforms import spoil
-from jobs.ingest.spec import get_spec
 
 TIERS = (("普通会员", 0), ("银卡会员", 1_000), ("金卡会员", 3_000), ("钻石会员", 8_000))
 CHANNELS = ("天猫", "微信小程序", "门店", "企业微信")
@@ -76,15 +74,6 @@ def _member(db: sqlite3.Connection, card: str, day: date) -> tuple[int, int, int
     ).fetchone()
 
 
-def _csv(key: str) -> tuple[io.StringIO, csv.writer, list[str], dict[str, int]]:
-    spec = get_spec(key)
-    fields = [c.field for c in spec.columns]
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\r\n")
-    writer.writerow([c.header for c in spec.columns])
-    return buf, writer, fields, {f: i for i, f in enumerate(fields)}
-
-
 def _land(out: Path, dataset: str, day: date, buf: io.StringIO) -> None:
     folder = out / "crm" / dataset / f"dt={day}"
     folder.mkdir(parents=True, exist_ok=True)
@@ -113,7 +102,7 @@ def write_points(
 ) -> WriterResult:
     """The day's points ledger: members earn on purchases, redeem for gifts, and now and then
     see points expire; every row carries the balance after it."""
-    buf, writer, fields, index = _csv("crm.points")
+    buf, writer, fields, index = spec_csv_writer("crm.points")
     truth, bad = [], 0
     db = _state(out, people)
     with db:
@@ -176,7 +165,7 @@ def write_tier_changes(
 ) -> WriterResult:
     """The day's member tier changes (入会, 升级, 降级) with their reason, from the members whose
     points moved today (the points writer runs first)."""
-    buf, writer, fields, index = _csv("crm.tier_changes")
+    buf, writer, fields, index = spec_csv_writer("crm.tier_changes")
     truth, bad = [], 0
     db = _state(out, people)
     today = db.execute(
@@ -232,7 +221,7 @@ def write_coupons(
 ) -> WriterResult:
     """The day's coupon events: coupons issued to members today, coupons redeemed today (issued
     on an earlier day) and coupons that expired unused at the end of yesterday."""
-    buf, writer, fields, index = _csv("crm.coupons")
+    buf, writer, fields, index = spec_csv_writer("crm.coupons")
     truth, bad = [], 0
     db = _state(out, people)
     iso = day.isoformat()
