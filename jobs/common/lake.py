@@ -6,7 +6,7 @@ catalog is derived from them by `register_tables`, so any session (dbt, `cdp que
 sees the same tables under ``<layer>.<table>``.
 
 Writes are idempotent for a logical date: a rerun or backfill of a day replaces that day
-(`replace_partition`) or upserts on a key (`merge_upsert`), never appends twice.
+(`replace_day_arrow`) or upserts on a key (`merge_upsert`), never appends twice.
 """
 
 from __future__ import annotations
@@ -41,8 +41,8 @@ def replace_day_arrow(data: object, path: str, predicate: str, *, partition: boo
     """Replace the rows matching `predicate` (a day, maybe one source's slice of it) with
     `data` (an Arrow table or record-batch reader) in one delta-rs commit, without Spark.
 
-    The Arrow twin of `replace_partition` for the small, frequent writes of ingestion, where a
-    Spark job's fixed cost dominated. New columns are merged into the table's schema.
+    Used for the small, frequent writes of ingestion and ops, where a Spark job's fixed cost
+    dominated. Rows outside the predicate are refused. New columns are merged into the schema.
     """
     from deltalake import write_deltalake
 
@@ -92,33 +92,6 @@ def table_exists(spark: SparkSession, path: str) -> bool:
     return DeltaTable.isDeltaTable(spark, path)
 
 
-def replace_partition(
-    df: DataFrame,
-    path: str,
-    *,
-    date_column: str,
-    logical_date: date,
-    extra_condition: str | None = None,
-    partition: bool = True,
-) -> None:
-    """Replace exactly the rows of one logical date (replaceWhere): reruns never duplicate.
-
-    `extra_condition` narrows the slice further, e.g. one source's rows in a shared table.
-    """
-    condition = f"{date_column} = DATE'{logical_date.isoformat()}'"
-    if extra_condition:
-        condition = f"{condition} AND ({extra_condition})"
-    writer = (
-        df.write.format("delta")
-        .mode("overwrite")
-        .option("replaceWhere", condition)
-        .option("mergeSchema", "true")
-    )
-    if partition:
-        writer = writer.partitionBy(date_column)
-    writer.save(path)
-
-
 def overwrite(df: DataFrame, path: str) -> None:
     """Replace a whole (small, derived) table in one Delta commit; readers see old or new."""
     df.write.format("delta").mode("overwrite").option("overwriteSchema", "true").save(path)
@@ -141,10 +114,6 @@ def merge_upsert(df: DataFrame, path: str, *, keys: list[str]) -> None:
         .whenNotMatchedInsertAll()
         .execute()
     )
-
-
-def append(df: DataFrame, path: str) -> None:
-    df.write.format("delta").mode("append").option("mergeSchema", "true").save(path)
 
 
 def list_tables(settings: Settings | None = None) -> list[tuple[str, str, str]]:

@@ -2,7 +2,9 @@
 
 from datetime import date
 
+import pyarrow as pa
 import pytest
+from deltalake import DeltaTable
 
 from jobs.common import lake as lake_io
 
@@ -14,46 +16,49 @@ def _read(spark, path):
     return sorted(tuple(r) for r in spark.read.format("delta").load(path).collect())
 
 
-def test_replace_partition_replaces_only_that_day(spark, lake):
-    path = lake_io.table_path("bronze", "t", lake)
-    day1 = spark.createDataFrame([(1, "a", "x", D1), (2, "a", "y", D1)], SCHEMA)
-    day2 = spark.createDataFrame([(3, "a", "z", D2)], SCHEMA)
-    lake_io.replace_partition(day1, path, date_column="day", logical_date=D1)
-    lake_io.replace_partition(day2, path, date_column="day", logical_date=D2)
-    rerun = spark.createDataFrame([(1, "a", "x2", D1)], SCHEMA)
-    lake_io.replace_partition(rerun, path, date_column="day", logical_date=D1)
-    lake_io.replace_partition(rerun, path, date_column="day", logical_date=D1)
-    assert _read(spark, path) == [(1, "a", "x2", D1), (3, "a", "z", D2)]
+def _day_rows(rows: list[tuple]) -> pa.Table:
+    """(id, source, v, day) rows as the Arrow tables ingestion writes."""
+    names = ["id", "source", "v", "_logical_date"]
+    types = [pa.int64(), pa.string(), pa.string(), pa.date32()]
+    columns = list(zip(*rows, strict=True)) if rows else [[]] * 4
+    return pa.table({n: pa.array(c, t) for n, c, t in zip(names, columns, types, strict=True)})
 
 
-def test_replace_partition_refuses_rows_of_another_day(spark, lake):
+def _arrow_read(path):
+    return sorted(tuple(r.values()) for r in DeltaTable(path).to_pyarrow_table().to_pylist())
+
+
+def _day(d: date) -> str:
+    return f"_logical_date = '{d.isoformat()}'"
+
+
+def test_replace_day_replaces_only_that_day(lake):
     path = lake_io.table_path("bronze", "t", lake)
-    wrong = spark.createDataFrame([(1, "a", "x", D2)], SCHEMA)
-    lake_io.replace_partition(
-        spark.createDataFrame([(9, "a", "x", D1)], SCHEMA), path, date_column="day", logical_date=D1
+    lake_io.replace_day_arrow(
+        _day_rows([(1, "a", "x", D1), (2, "a", "y", D1)]), path, _day(D1), partition=True
     )
-    with pytest.raises(Exception, match=r"(?i)replaceWhere|DELTA_REPLACE_WHERE"):
-        lake_io.replace_partition(wrong, path, date_column="day", logical_date=D1)
+    lake_io.replace_day_arrow(_day_rows([(3, "a", "z", D2)]), path, _day(D2), partition=True)
+    rerun = _day_rows([(1, "a", "x2", D1)])
+    lake_io.replace_day_arrow(rerun, path, _day(D1), partition=True)
+    lake_io.replace_day_arrow(rerun, path, _day(D1), partition=True)
+    assert _arrow_read(path) == [(1, "a", "x2", D1), (3, "a", "z", D2)]
 
 
-def test_extra_condition_scopes_a_shared_table(spark, lake):
+def test_replace_day_refuses_rows_of_another_day(lake):
+    path = lake_io.table_path("bronze", "t", lake)
+    lake_io.replace_day_arrow(_day_rows([(9, "a", "x", D1)]), path, _day(D1), partition=True)
+    with pytest.raises(Exception, match=r"failed validation check"):
+        lake_io.replace_day_arrow(_day_rows([(1, "a", "x", D2)]), path, _day(D1), partition=True)
+
+
+def test_extra_condition_scopes_a_shared_table(lake):
     path = lake_io.table_path("quarantine", "records", lake)
-    a = spark.createDataFrame([(1, "a", "x", D1)], SCHEMA)
-    b = spark.createDataFrame([(2, "b", "y", D1)], SCHEMA)
-    lake_io.replace_partition(
-        a, path, date_column="day", logical_date=D1, extra_condition="source = 'a'"
-    )
-    lake_io.replace_partition(
-        b, path, date_column="day", logical_date=D1, extra_condition="source = 'b'"
-    )
-    lake_io.replace_partition(
-        spark.createDataFrame([], SCHEMA),
-        path,
-        date_column="day",
-        logical_date=D1,
-        extra_condition="source = 'a'",
-    )
-    assert _read(spark, path) == [(2, "b", "y", D1)]
+    for source, row in [("a", (1, "a", "x", D1)), ("b", (2, "b", "y", D1))]:
+        lake_io.replace_day_arrow(
+            _day_rows([row]), path, f"{_day(D1)} AND source = '{source}'", partition=True
+        )
+    lake_io.replace_day_arrow(_day_rows([]), path, f"{_day(D1)} AND source = 'a'", partition=True)
+    assert _arrow_read(path) == [(2, "b", "y", D1)]
 
 
 def test_merge_upsert_inserts_then_updates(spark, lake):
