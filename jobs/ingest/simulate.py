@@ -218,6 +218,12 @@ def _people(rng: random.Random, n: int, household_rate: float = 0.0) -> People:
     return People(n, rng.getrandbits(32), household_rate)
 
 
+# The writer contract of `_writers()`: (records written, spoiled lines, ground-truth rows of
+# (source, record_id, person_id)).
+Truth = list[tuple[str, str, str]]
+WriterResult = tuple[int, int, Truth]
+
+
 def daily_sample(people: Sequence[Person], rng: random.Random, rate: float) -> list[Person]:
     """The people who act on one day, each with probability `rate`, in people order.
 
@@ -367,7 +373,7 @@ class MessBook:
         """When an order in `day`'s file was created: that day, or (late) up to N days before."""
         late = rng.random() < self.rates.late_rate and self.rates.late_max_days > 0
         back = rng.randint(1, self.rates.late_max_days) if late else 0
-        start = datetime.combine(day - timedelta(days=back), datetime.min.time())
+        start = day_start(day - timedelta(days=back))
         return start + timedelta(seconds=rng.randrange(86_400)), (["late"] if late else [])
 
     def extra_orders(self, rng: random.Random, real: int) -> tuple[int, int]:
@@ -433,8 +439,20 @@ def _shown_phone(rng: random.Random, person: Person) -> str:
     return person.phone
 
 
-def _ts(value: datetime) -> str:
-    return value.strftime("%Y-%m-%d %H:%M:%S")
+def export_ts(value: datetime, fmt: str = "%Y-%m-%d %H:%M:%S") -> str:
+    """A time as the exports show it (Asia/Shanghai wall time, to the second)."""
+    return value.strftime(fmt)
+
+
+def day_start(day: date) -> datetime:
+    return datetime.combine(day, datetime.min.time())
+
+
+def day_folder(out: Path, source: str, dataset: str, day: date) -> Path:
+    """The day's landing folder of a dataset (created): ``{out}/{source}/{dataset}/dt=DAY``."""
+    folder = out / source / dataset / f"dt={day}"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
 
 
 def write_tmall_orders(
@@ -465,8 +483,7 @@ def write_tmall_orders(
         headers.insert(2, TMALL_NEW_COLUMN[0])
         fields_.insert(2, "_new_column")
     index = {f: i for i, f in enumerate(fields_)}
-    folder = out / spec.source / spec.dataset / f"dt={day}"
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = day_folder(out, spec.source, spec.dataset, day)
     # Seller center hands out GBK on some days and UTF-8 with a BOM on others.
     encoding = "gbk" if day.toordinal() % 2 == 0 else "utf-8-sig"
     truth: list[tuple[str, str, str, str]] = []
@@ -495,9 +512,7 @@ def write_tmall_orders(
             qty = rng.choice((1, 1, 1, 2, 3))
             amount = f"{price * qty:.2f}"
             if kind:  # test and fake orders are placed and paid today, within seconds
-                created = datetime.combine(day, datetime.min.time()) + timedelta(
-                    seconds=rng.randrange(86_400)
-                )
+                created = day_start(day) + timedelta(seconds=rng.randrange(86_400))
                 paid = created + timedelta(seconds=rng.randrange(2, 20))
                 qty, amount = 1, "0.00" if kind == "test" else f"{rng.randrange(1, 300) / 100:.2f}"
                 title = TEST_TITLE if kind == "test" else title
@@ -518,8 +533,8 @@ def write_tmall_orders(
                 "receiver_name": person.name,
                 "receiver_mobile": _shown_phone(rng, person),
                 "receiver_address": person.address,
-                "created": _ts(created),
-                "pay_time": _ts(paid),
+                "created": export_ts(created),
+                "pay_time": export_ts(paid),
                 "item_title": title,
                 "item_quantity": str(qty),
                 "refund_fee": refund,
@@ -633,9 +648,7 @@ def simulate(
             record_truth(rows, day)
             # Carts never paid for: the streaming job's cart-abandonment trigger.
             for person in rng.sample(people, k=max(1, len(people) // 50)):
-                ts = datetime.combine(day, datetime.min.time()) + timedelta(
-                    seconds=rng.randrange(86_400)
-                )
+                ts = day_start(day) + timedelta(seconds=rng.randrange(86_400))
                 events.append(_event(rng, "add_to_cart", person, ts, rng.choice(PRODUCTS)[0]))
             for key, writer in writers.items():
                 if only is not None and key not in only:

@@ -27,7 +27,17 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 
 from jobs.ingest.records import Record, parse_file
-from jobs.ingest.simulate import JUNK_EMAIL, PRODUCTS, Person, daily_sample
+from jobs.ingest.simulate import (
+    JUNK_EMAIL,
+    PRODUCTS,
+    Person,
+    Truth,
+    WriterResult,
+    daily_sample,
+    day_folder,
+    day_start,
+    export_ts,
+)
 from jobs.ingest.simulate_platforms import (
     BAD_AMOUNTS,
     UNKNOWN_STATUS,
@@ -35,9 +45,6 @@ from jobs.ingest.simulate_platforms import (
     spoil,
 )
 from jobs.ingest.spec import get_spec
-
-Truth = list[tuple[str, str, str]]
-WriterResult = tuple[int, int, Truth]
 
 MINIPROGRAM_APPIDS = ("wx5f1c2a9b3d7e4f60", "wx8a2d4c6e0b1f3a57")  # shop app, member-centre app
 MINI_STATUSES = {"COMPLETED": 0.70, "DELIVERED": 0.12, "PAID": 0.10, "CANCELLED": 0.05}
@@ -88,20 +95,6 @@ def wx_unionid(person: Person) -> str | None:
 def binds_phone(person: Person) -> bool:
     """Whether the person bound a phone in the mini-program (getPhoneNumber), ~50%."""
     return int(_digest("wxphone", person)[:4], 16) % 100 < 50
-
-
-def _day_start(day: date) -> datetime:
-    return datetime.combine(day, datetime.min.time())
-
-
-def _ts(value: datetime) -> str:
-    return value.strftime("%Y-%m-%d %H:%M:%S")
-
-
-def _folder(out: Path, source: str, dataset: str, day: date) -> Path:
-    folder = out / source / dataset / f"dt={day}"
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
 
 
 def spoil_json(rng: random.Random, obj: dict, *, id_key: str, amount_key: str) -> str:
@@ -206,7 +199,7 @@ def _mini_order(rng: random.Random, day: date, seq: int, person: Person) -> dict
         items.append({"sku_id": sku, "title": title, "num": num, "price": f"{price:.2f}"})
         total += price * num
     total = round(total, 2)
-    created = _day_start(day) + timedelta(seconds=rng.randrange(86_400 - 3_600))
+    created = day_start(day) + timedelta(seconds=rng.randrange(86_400 - 3_600))
     status = rng.choices(list(MINI_STATUSES), weights=list(MINI_STATUSES.values()))[0]
     if rng.random() < MINI_REFUNDED:
         status = "REFUNDED"
@@ -216,8 +209,8 @@ def _mini_order(rng: random.Random, day: date, seq: int, person: Person) -> dict
         "order_no": f"MP{day:%Y%m%d}{seq:010d}",
         "appid": appid,
         "status": status,
-        "create_time": _ts(created),
-        "pay_time": _ts(paid) if paid else None,
+        "create_time": export_ts(created),
+        "pay_time": export_ts(paid) if paid else None,
         "total_amount": f"{total:.2f}",
         "refund_amount": f"{total:.2f}" if status == "REFUNDED" else "0.00",
         "total_quantity": sum(i["num"] for i in items),
@@ -257,7 +250,7 @@ def write_miniprogram_orders(
     """One day of the mini-program shop's order export: JSON lines, one order per line."""
     truth: Truth = []
     bad = 0
-    path = _folder(out, "miniprogram", "orders", day) / f"orders_{day:%Y%m%d}.jsonl"
+    path = day_folder(out, "miniprogram", "orders", day) / f"orders_{day:%Y%m%d}.jsonl"
     with path.open("w", encoding="utf-8") as fh:
         for n, person in enumerate(daily_sample(people, rng, rate * volume), start=1):
             order = _mini_order(rng, day, seq_start + n, person)
@@ -300,7 +293,7 @@ def write_pos_orders(
         sku, title, price = rng.choice(PRODUCTS)
         qty = rng.choice((1, 1, 2))
         shows_card = is_member(person) and rng.random() < 0.9
-        sold = _day_start(day) + timedelta(hours=10, seconds=rng.randrange(12 * 3_600))
+        sold = day_start(day) + timedelta(hours=10, seconds=rng.randrange(12 * 3_600))
         receipt = f"{store_code}{day:%y%m%d}{(seq_start + n) % 10**6:06d}"
         cells = {
             "order_id": receipt,
@@ -309,7 +302,7 @@ def write_pos_orders(
             "cashier": rng.choice(CASHIERS),
             "member_card": member_card(person) if shows_card else "",
             "member_mobile": person.phone if shows_card else "",
-            "created": _ts(sold),
+            "created": export_ts(sold),
             "sku": sku,
             "item_title": title,
             "item_quantity": str(qty),
@@ -323,7 +316,7 @@ def write_pos_orders(
             bad += 1
         writer.writerow(row)
         truth.append(("pos", receipt, person.person_id))
-    path = _folder(out, "pos", "orders", day) / f"sales_{day:%Y%m%d}.csv"
+    path = day_folder(out, "pos", "orders", day) / f"sales_{day:%Y%m%d}.csv"
     path.write_bytes(buf.getvalue().encode("gbk"))
     return len(truth), bad, truth
 
@@ -437,7 +430,7 @@ def write_erp_orders(
         prefix = "XHS" if platform == "小红书" else "KS"
         online_id = f"{prefix}{day:%y%m%d}{erp_id:010d}"
         buyer = ("xhs_" if prefix == "XHS" else "ks_") + _digest(prefix, person)[:12]
-        created = _day_start(day) + timedelta(seconds=rng.randrange(86_400 - 3_600))
+        created = day_start(day) + timedelta(seconds=rng.randrange(86_400 - 3_600))
         row = _erp_row(
             rng,
             erp_id,
@@ -459,7 +452,7 @@ def write_erp_orders(
             bad += 1
         sheet.append(cells)
         truth.append(("erp", str(row["erp_order_id"]), person.person_id))
-    _save_stable(book, _folder(out, "erp", "orders", day) / f"orders_{day:%Y%m%d}.xlsx", day)
+    _save_stable(book, day_folder(out, "erp", "orders", day) / f"orders_{day:%Y%m%d}.xlsx", day)
     return len(truth), bad, truth
 
 
@@ -469,7 +462,7 @@ def _save_stable(book: object, path: Path, day: date) -> None:
     import re
     import zipfile
 
-    stamp = datetime.combine(day, datetime.min.time())
+    stamp = day_start(day)
     book.properties.created = book.properties.modified = stamp
     buffer = io.BytesIO()
     book.save(buffer)

@@ -17,9 +17,8 @@ from collections.abc import Sequence
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
-from jobs.ingest.simulate import PRODUCTS, Person
+from jobs.ingest.simulate import PRODUCTS, Person, WriterResult, day_folder, day_start, export_ts
 from jobs.ingest.simulate_commerce import (
-    WriterResult,
     first_export,
     person_by_open_uid,
     spec_csv_writer,
@@ -68,19 +67,9 @@ def _parse_ts(value: object) -> datetime:
 
 def _later_today(rng: random.Random, after: datetime, day: date) -> datetime:
     """A moment of `day` after `after` (a record in a day's export happened that day)."""
-    start = max(after, datetime.combine(day, datetime.min.time()))
+    start = max(after, day_start(day))
     end = datetime.combine(day, datetime.max.time()).replace(microsecond=0)
     return start + timedelta(seconds=int(max(0, (end - start).total_seconds()) * rng.random()))
-
-
-def _ts(value: datetime) -> str:
-    return value.strftime("%Y-%m-%d %H:%M:%S")
-
-
-def _folder(out: Path, dataset: str, day: date) -> Path:
-    folder = out / "tmall" / dataset / f"dt={day}"
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
 
 
 def _owner(people: Sequence[Person], open_uid: object) -> str:
@@ -148,7 +137,7 @@ def write_tmall_order_items(
                 bad += 1
             writer.writerow(row)
             truth.append(("tmall.order_items", cells["sub_order_id"], owner))
-    path = _folder(out, "order_items", day) / f"order_items_{day:%Y%m%d}.csv"
+    path = day_folder(out, "tmall", "order_items", day) / f"order_items_{day:%Y%m%d}.csv"
     path.write_bytes(buf.getvalue().encode("gbk"))
     return len(truth), bad, truth
 
@@ -185,7 +174,7 @@ def write_tmall_refunds(
             "payment": f"{v['payment']:.2f}",
             "refund_fee": f"{amount:.2f}",
             "refund_status": status,
-            "applied": _ts(applied),
+            "applied": export_ts(applied),
             "reason": rng.choice(REFUND_REASONS),
             "goods_returned": "是" if rng.random() < 0.5 else "否",
             "item_title": str(v["item_title"] or ""),
@@ -196,7 +185,7 @@ def write_tmall_refunds(
             bad += 1
         writer.writerow(row)
         truth.append(("tmall.refunds", cells["refund_id"], _owner(people, v["buyer_open_uid"])))
-    path = _folder(out, "refunds", day) / f"refunds_{day:%Y%m%d}.csv"
+    path = day_folder(out, "tmall", "refunds", day) / f"refunds_{day:%Y%m%d}.csv"
     path.write_bytes(b"\xef\xbb\xbf" + buf.getvalue().encode("utf-8"))
     return len(truth), bad, truth
 
@@ -214,7 +203,7 @@ def write_tmall_reviews(
     line), for about 40% of the orders exported today as 交易成功; some carry a follow-up review
     (追评). Contents are synthetic."""
     truth, bad = [], 0
-    path = _folder(out, "reviews", day) / f"reviews_{day:%Y%m%d}.jsonl"
+    path = day_folder(out, "tmall", "reviews", day) / f"reviews_{day:%Y%m%d}.jsonl"
     with path.open("w", encoding="utf-8") as fh:
         for rec in tmall_orders_of_day(out, day):
             v = rec.values
@@ -231,7 +220,7 @@ def write_tmall_reviews(
                 "role": "buyer",
                 "nick": f"{buyer[3]}**{buyer[-1]}",  # buyers' nicks come masked
                 "result": result,
-                "created": _ts(created),
+                "created": export_ts(created),
                 "rated_nick": "花漾官方旗舰店",
                 "item_title": title,
                 "item_price": PRICE_BY_TITLE.get(title, 0.0),
@@ -243,7 +232,7 @@ def write_tmall_reviews(
             if rng.random() < 0.15:
                 rate["append_rate"] = {
                     "content": rng.choice(APPEND_TEXT),
-                    "created": _ts(_later_today(rng, created, day)),
+                    "created": export_ts(_later_today(rng, created, day)),
                 }
             if rng.random() < bad_rate:
                 line = spoil_json(rng, rate, id_key="tid", amount_key="item_price")

@@ -24,15 +24,20 @@ import random
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from pathlib import Path
 from typing import TextIO
 from urllib.parse import urlencode
 
-from jobs.ingest.simulate import PRODUCTS, Person, daily_sample
-
-Truth = list[tuple[str, str, str]]
-WriterResult = tuple[int, int, Truth]
+from jobs.ingest.simulate import (
+    PRODUCTS,
+    Person,
+    Truth,
+    WriterResult,
+    daily_sample,
+    day_folder,
+    day_start,
+)
 
 CAMPAIGNS = [  # (utm_source, utm_medium, utm_campaign, landing path)
     ("wechat_oa", "template", "d11_warmup", "/campaign/d11"),
@@ -170,14 +175,10 @@ def dumps_line(obj: dict) -> str:
 @contextmanager
 def landing_file(out: Path, source: str, dataset: str, day: date, name: str) -> Iterator[TextIO]:
     """The day's landing file, written line by line (never a whole day in memory)."""
-    folder = out / source / dataset / f"dt={day}"
-    folder.mkdir(parents=True, exist_ok=True)
-    with (folder / name).open("w", encoding="utf-8", newline="\n") as fh:
+    with (day_folder(out, source, dataset, day) / name).open(
+        "w", encoding="utf-8", newline="\n"
+    ) as fh:
         yield fh
-
-
-def day_start(day: date) -> datetime:
-    return datetime.combine(day, datetime.min.time())
 
 
 def active_second(rng: random.Random) -> int:

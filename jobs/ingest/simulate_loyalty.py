@@ -21,8 +21,15 @@ from collections.abc import Sequence
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
-from jobs.ingest.simulate import Person, daily_sample
-from jobs.ingest.simulate_commerce import WriterResult, is_member, member_card, spec_csv_writer
+from jobs.ingest.simulate import (
+    Person,
+    WriterResult,
+    daily_sample,
+    day_folder,
+    day_start,
+    export_ts,
+)
+from jobs.ingest.simulate_commerce import is_member, member_card, spec_csv_writer
 from jobs.ingest.simulate_platforms import spoil
 
 TIERS = (("普通会员", 0), ("银卡会员", 1_000), ("金卡会员", 3_000), ("钻石会员", 8_000))
@@ -75,19 +82,13 @@ def _member(db: sqlite3.Connection, card: str, day: date) -> tuple[int, int, int
 
 
 def _land(out: Path, dataset: str, day: date, buf: io.StringIO) -> None:
-    folder = out / "crm" / dataset / f"dt={day}"
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / f"{dataset}_{day:%Y%m%d}.csv").write_bytes(b"\xef\xbb\xbf" + buf.getvalue().encode())
-
-
-def _at(rng: random.Random, day: date) -> datetime:
-    return datetime.combine(day, datetime.min.time()) + timedelta(
-        seconds=rng.randrange(8 * 3_600, 86_400)
+    (day_folder(out, "crm", dataset, day) / f"{dataset}_{day:%Y%m%d}.csv").write_bytes(
+        b"\xef\xbb\xbf" + buf.getvalue().encode()
     )
 
 
-def _ts(value: datetime) -> str:
-    return value.strftime("%Y-%m-%d %H:%M:%S")
+def _at(rng: random.Random, day: date) -> datetime:
+    return day_start(day) + timedelta(seconds=rng.randrange(8 * 3_600, 86_400))
 
 
 def write_points(
@@ -130,7 +131,7 @@ def write_points(
                     "change_type": kind,
                     "points": str(points),
                     "balance": str(balance),
-                    "occurred": _ts(when),
+                    "occurred": export_ts(when),
                     "channel": rng.choice(CHANNELS),
                     "ref_order_id": f"{day:%Y%m%d}{rng.randrange(10**8):08d}" if points > 0 else "",
                 }
@@ -193,7 +194,7 @@ def write_tier_changes(
             "new_tier": TIERS[tier][0],
             "change_type": kind,
             "reason": reason,
-            "changed_at": _ts(_at(rng, day)),
+            "changed_at": export_ts(_at(rng, day)),
             "lifetime_points": str(lifetime),
         }
         row = [cells[f] for f in fields]
@@ -269,7 +270,7 @@ def write_coupons(
                 "update coupons set status = 'EXPIRED', status_day = ? where code = ?", (iso, code)
             )
             events.append((code, template, card, mobile, person_id, "已过期", "系统",
-                           datetime.combine(day, datetime.min.time())))  # fmt: skip
+                           day_start(day)))  # fmt: skip
     db.close()
     by_template = {t[0]: t for t in COUPONS}
     for code, template, card, mobile, person_id, status, channel, when in events:
@@ -285,7 +286,7 @@ def write_coupons(
             "channel": channel,
             "face_value": f"{face:.2f}",
             "threshold": f"{threshold:.2f}",
-            "event_time": _ts(when),
+            "event_time": export_ts(when),
         }
         row = [cells[f] for f in fields]
         if rng.random() < bad_rate:

@@ -28,6 +28,9 @@ from jobs.ingest.simulate import (
     MessBook,
     Person,
     daily_sample,
+    day_folder,
+    day_start,
+    export_ts,
 )
 from jobs.ingest.spec import get_spec
 
@@ -103,10 +106,6 @@ class _Platform:
     after_sale: Callable[[str], str] | None = None  # the after-sale cell for a re-synced status
 
 
-def _ts(value: datetime, fmt: str = "%Y-%m-%d %H:%M:%S") -> str:
-    return value.strftime(fmt)
-
-
 def _jd_row(rng: random.Random, o: _Order, status: str) -> dict[str, str]:
     return {
         "order_id": f"3{o.day:%y%m%d}{o.seq % 10**6:06d}",
@@ -116,8 +115,8 @@ def _jd_row(rng: random.Random, o: _Order, status: str) -> dict[str, str]:
         "receiver_name": o.person.name,
         "receiver_mobile": masked_phone(o.person.phone),
         "receiver_address": o.person.address,
-        "created": _ts(o.created),
-        "pay_time": _ts(o.paid),
+        "created": export_ts(o.created),
+        "pay_time": export_ts(o.paid),
         "item_title": o.title,
         "item_quantity": str(o.qty),
     }
@@ -134,8 +133,8 @@ def _douyin_row(rng: random.Random, o: _Order, status: str) -> dict[str, str]:
         "receiver_name": o.person.name,
         "receiver_mobile": _douyin_phone(rng, o.person),
         "receiver_address": o.person.address,
-        "created": _ts(o.created, "%Y/%m/%d %H:%M:%S"),
-        "pay_time": _ts(o.paid, "%Y/%m/%d %H:%M:%S"),
+        "created": export_ts(o.created, "%Y/%m/%d %H:%M:%S"),
+        "pay_time": export_ts(o.paid, "%Y/%m/%d %H:%M:%S"),
         "item_title": o.title,
         "item_quantity": str(o.qty),
         "influencer_id": influencer_id,
@@ -161,8 +160,8 @@ def _pdd_row(rng: random.Random, o: _Order, status: str) -> dict[str, str]:
         "receiver_name": o.person.name,
         "receiver_mobile": masked_phone(o.person.phone),
         "receiver_address": o.person.address,
-        "created": _ts(o.paid),  # 订单成交时间: the group order succeeded, after payment
-        "pay_time": _ts(o.paid),
+        "created": export_ts(o.paid),  # 订单成交时间: the group order succeeded, after payment
+        "pay_time": export_ts(o.paid),
         "item_title": o.title,
         "item_quantity": str(o.qty),
         "after_sale_status": _pdd_after_sale(status),
@@ -254,8 +253,7 @@ def write_platform_orders(
     index = {f: i for i, f in enumerate(fields)}
     truth: list[tuple[str, str, str, str]] = []
     seq, bad = seq_start, 0
-    folder = out / spec.source / spec.dataset / f"dt={day}"
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = day_folder(out, spec.source, spec.dataset, day)
     path = folder / f"orders_{day:%Y%m%d}.csv"
     with path.open("w", encoding=shape.encoding, newline="") as fh:
         writer = csv.writer(fh, lineterminator="\r\n")
@@ -278,9 +276,7 @@ def write_platform_orders(
             qty = rng.choice((1, 1, 1, 2, 3))
             flags: list[str] = []
             if kind:  # test and fake orders: created today, paid within seconds
-                created = datetime.combine(day, datetime.min.time()) + timedelta(
-                    seconds=rng.randrange(86_400)
-                )
+                created = day_start(day) + timedelta(seconds=rng.randrange(86_400))
                 paid = created + timedelta(seconds=rng.randrange(2, 20))
                 qty = 1
                 amount = "0.00" if kind == "test" else f"{rng.randrange(1, 300) / 100:.2f}"

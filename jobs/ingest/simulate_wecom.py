@@ -20,12 +20,9 @@ from collections.abc import Callable, Iterable
 from datetime import date, timedelta
 from pathlib import Path
 
-from jobs.ingest.simulate import PRODUCTS, Person, daily_sample
+from jobs.ingest.simulate import PRODUCTS, Person, Truth, WriterResult, daily_sample, day_start
 from jobs.ingest.simulate_events import (
-    Truth,
-    WriterResult,
     active_second,
-    day_start,
     dumps_line,
     landing_file,
     spoil_json,

@@ -19,10 +19,19 @@ import json
 import random
 import re
 from collections.abc import Sequence
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from pathlib import Path
 
-from jobs.ingest.simulate import TEST_BUYER, TEST_TITLE, Mess, MessBook, Person, daily_sample
+from jobs.ingest.simulate import (
+    TEST_BUYER,
+    TEST_TITLE,
+    Mess,
+    MessBook,
+    Person,
+    daily_sample,
+    day_folder,
+    day_start,
+)
 
 STATUSES = {
     "TRADE_SUCCESS": 0.7,
@@ -180,8 +189,7 @@ def write_youzan_orders(
     book = mess or MessBook(Mess.none())
     truth: list[tuple[str, str, str, str]] = []
     seq, bad = seq_start, 0
-    folder = out / "youzan" / "orders" / f"dt={day}"
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = day_folder(out, "youzan", "orders", day)
     with (folder / "orders.jsonl").open("w", encoding="utf-8", newline="\n") as fh:
 
         def emit(order: dict, person_id: str, flags: list[str], price: str | None) -> None:
@@ -205,9 +213,7 @@ def write_youzan_orders(
             tid = f"E{day:%Y%m%d}{seq:015d}"
             _sku, title, price = rng.choice(products)
             if kind:
-                created = datetime.combine(day, datetime.min.time()) + timedelta(
-                    seconds=rng.randrange(86_400)
-                )
+                created = day_start(day) + timedelta(seconds=rng.randrange(86_400))
                 paid = created + timedelta(seconds=rng.randrange(2, 20))
                 payment = "0.00" if kind == "test" else f"{rng.randrange(1, 300) / 100:.2f}"
                 title = TEST_TITLE if kind == "test" else title
