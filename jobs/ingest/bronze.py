@@ -108,6 +108,14 @@ MANIFEST_SCHEMA = pa.schema(
 )
 
 
+def _slice_sql(spec: SourceSpec, logical_date: date) -> str:
+    """This dataset's rows of the day in a table every source shares (a delta-rs predicate)."""
+    return (
+        f"_logical_date = '{logical_date.isoformat()}' "
+        f"AND source = '{spec.source}' AND dataset = '{spec.dataset}'"
+    )
+
+
 def _scope(spec: SourceSpec) -> pc.Expression:
     return (pc.field("source") == spec.source) & (pc.field("dataset") == spec.dataset)
 
@@ -302,7 +310,6 @@ def ingest_files(
         yield _record_batch(chunk, spec, schema, stamp, settings.timezone)
 
     day = f"_logical_date = '{logical_date.isoformat()}'"
-    scope = f"source = '{spec.source}' AND dataset = '{spec.dataset}'"
     lake.replace_day_arrow(
         pa.RecordBatchReader.from_batches(schema, batches()), bronze_path, day, partition=True
     )
@@ -312,7 +319,9 @@ def ingest_files(
         [dict(zip(QUARANTINE_SCHEMA.names, r, strict=True)) for r in rejected],
         schema=QUARANTINE_SCHEMA,
     )
-    lake.replace_day_arrow(quarantined, quarantine_path, f"{day} AND {scope}", partition=True)
+    lake.replace_day_arrow(
+        quarantined, quarantine_path, _slice_sql(spec, logical_date), partition=True
+    )
 
     # Read back what the commits hold (not what we meant to write).
     in_bronze = _count_day(bronze_path, logical_date)
@@ -347,7 +356,7 @@ def ingest_files(
     lake.replace_day_arrow(
         manifest,
         lake.table_path("ops", MANIFEST_TABLE, settings),
-        f"{day} AND {scope}",
+        _slice_sql(spec, logical_date),
         partition=False,
     )
     mark_late_days(spec, logical_date, late, batch_id, settings)
@@ -399,11 +408,10 @@ def mark_late_days(
         ],
         schema=RECOMPUTE_SCHEMA,
     )
-    scope = f"source = '{spec.source}' AND dataset = '{spec.dataset}'"
     lake.replace_day_arrow(
         marks,
         lake.table_path("ops", RECOMPUTE_TABLE, settings),
-        f"_logical_date = '{logical_date.isoformat()}' AND {scope}",
+        _slice_sql(spec, logical_date),
         partition=False,
     )
 
