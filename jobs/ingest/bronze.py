@@ -215,7 +215,6 @@ def ingest(
     source_key: str,
     logical_date: date,
     *,
-    spark: object | None = None,  # unused: bronze is written without Spark (kept for callers)
     settings: Settings | None = None,
 ) -> IngestResult:
     settings = settings or get_settings()
@@ -237,7 +236,6 @@ def ingest_files(
     *,
     folder: Path | str,
     label: str,
-    spark: object | None = None,  # unused: bronze is written without Spark (kept for callers)
     settings: Settings,
 ) -> IngestResult:
     """Ingest these files of one dataset as its batch for `logical_date` (replacing that day).

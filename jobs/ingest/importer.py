@@ -430,25 +430,20 @@ def render_dry_run(report: DryRun, console) -> None:
 # --- real run ----------------------------------------------------------------------------------
 
 
-def run_import(path: Path, spec: SourceSpec, logical_date: date, *, spark=None, settings=None):
+def run_import(path: Path, spec: SourceSpec, logical_date: date, *, settings=None):
     """Import the file into bronze for `logical_date` (replacing that date's import), reconciled.
 
-    Returns `jobs.ingest.bronze.IngestResult`.
+    Returns `jobs.ingest.bronze.IngestResult`. No Spark: bronze is written through delta-rs.
     """
     from jobs.common.settings import get_settings
     from jobs.ingest.bronze import ingest_files
 
     inspect_file(path, spec)
-    if spark is None:
-        from jobs.common.spark import get_spark
-
-        spark = get_spark()
     return ingest_files(
         spec,
         logical_date,
         [path],
         folder=path.parent,
         label=f"import/{spec.source}",
-        spark=spark,
         settings=settings or get_settings(),
     )

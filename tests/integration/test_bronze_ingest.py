@@ -25,7 +25,7 @@ def test_ingest_reconciles_quarantines_and_is_idempotent(spark, lake):
     files = sorted((Path(lake.landing_root) / "tmall" / "orders" / f"dt={DAY}").glob("*.csv"))
     expected_good = sum(isinstance(i, Record) for f in files for i in parse_file(f, spec))
 
-    first = ingest("tmall.orders", DAY, spark=spark, settings=lake)
+    first = ingest("tmall.orders", DAY, settings=lake)
     assert first.reconciled
     assert first.rows_bronze == expected_good
     assert first.rows_quarantined > 0
@@ -45,7 +45,7 @@ def test_ingest_reconciles_quarantines_and_is_idempotent(spark, lake):
     assert all(f"orders_{DAY:%Y%m%d}.csv line " in r for r in reasons)
     assert all(r.raw for r in quarantine.collect())
 
-    again = ingest("tmall.orders", DAY, spark=spark, settings=lake)
+    again = ingest("tmall.orders", DAY, settings=lake)
     assert (again.rows_bronze, again.rows_quarantined) == (
         first.rows_bronze,
         first.rows_quarantined,
@@ -58,8 +58,8 @@ def test_ingest_reconciles_quarantines_and_is_idempotent(spark, lake):
     assert world.orders > 0
 
 
-def test_day_without_files_is_an_empty_reconciled_batch(spark, lake):
-    result = ingest("tmall.orders", date(2020, 1, 1), spark=spark, settings=lake)
+def test_day_without_files_is_an_empty_reconciled_batch(lake):
+    result = ingest("tmall.orders", date(2020, 1, 1), settings=lake)
     assert (result.files, result.rows_read, result.rows_bronze) == (0, 0, 0)
     assert result.reconciled
 
@@ -69,35 +69,35 @@ def _landing_file(lake, day):
     return next(folder.glob("*.csv"))
 
 
-def test_same_file_under_another_date_is_skipped(spark, lake):
+def test_same_file_under_another_date_is_skipped(lake):
     simulate(Path(lake.landing_root), customers=100, days=1, seed=4, end=DAY, bad_rate=0.0)
-    first = ingest("tmall.orders", DAY, spark=spark, settings=lake)
+    first = ingest("tmall.orders", DAY, settings=lake)
     assert first.rows_bronze > 0
     other_day = date(2026, 11, 23)
     copy = Path(lake.landing_root) / "tmall" / "orders" / f"dt={other_day}" / "resent.csv"
     copy.parent.mkdir(parents=True)
     copy.write_bytes(_landing_file(lake, DAY).read_bytes())
 
-    again = ingest("tmall.orders", other_day, spark=spark, settings=lake)
+    again = ingest("tmall.orders", other_day, settings=lake)
     assert (again.files, again.rows_read, again.rows_bronze) == (0, 0, 0)
     assert len(again.files_skipped) == 1
     assert str(DAY) in again.files_skipped[0]
     assert "resent.csv" in again.files_skipped[0]
     # rerunning the original day is still a plain replace, not a skip
-    assert ingest("tmall.orders", DAY, spark=spark, settings=lake).rows_bronze == first.rows_bronze
+    assert ingest("tmall.orders", DAY, settings=lake).rows_bronze == first.rows_bronze
 
 
 def test_missing_landing_files_never_erase_bronze(spark, lake):
     simulate(Path(lake.landing_root), customers=100, days=1, seed=4, end=DAY, bad_rate=0.0)
-    first = ingest("tmall.orders", DAY, spark=spark, settings=lake)
+    first = ingest("tmall.orders", DAY, settings=lake)
     _landing_file(lake, DAY).unlink()
     with pytest.raises(CdpError, match="refusing to replace"):
-        ingest("tmall.orders", DAY, spark=spark, settings=lake)
+        ingest("tmall.orders", DAY, settings=lake)
     bronze = spark.read.format("delta").load(lake_io.table_path("bronze", "tmall_orders", lake))
     assert bronze.count() == first.rows_bronze
 
 
-def test_replay_releases_fixed_rows_from_quarantine(spark, lake):
+def test_replay_releases_fixed_rows_from_quarantine(lake):
     simulate(Path(lake.landing_root), customers=300, days=1, seed=8, end=DAY, bad_rate=0.0)
     path = _landing_file(lake, DAY)
     data = path.read_bytes()
@@ -105,7 +105,7 @@ def test_replay_releases_fixed_rows_from_quarantine(spark, lake):
     lines = data.decode(encoding).split("\r\n")
     broken = [lines[0]] + [ln.replace(",交易成功,", ",交易状态未知,") for ln in lines[1:]]
     path.write_bytes("\r\n".join(broken).encode(encoding))
-    before = ingest("tmall.orders", DAY, spark=spark, settings=lake)
+    before = ingest("tmall.orders", DAY, settings=lake)
     assert before.rows_quarantined > 0
 
     path.write_bytes(data)  # the platform re-exports the day correctly
@@ -118,14 +118,14 @@ def test_replay_releases_fixed_rows_from_quarantine(spark, lake):
     assert replay("tmall.orders", settings=lake) == []
 
 
-def test_empty_exports_of_quiet_days_are_never_taken_for_duplicates(spark, lake):
+def test_empty_exports_of_quiet_days_are_never_taken_for_duplicates(lake):
     header = ",".join(c.header for c in get_spec("tmall.orders").columns) + "\r\n"
     days = [date(2026, 11, 20), date(2026, 11, 21)]
     for day in days:
         folder = Path(lake.landing_root) / "tmall" / "orders" / f"dt={day}"
         folder.mkdir(parents=True)
         (folder / "orders.csv").write_bytes(header.encode("utf-8"))
-    results = [ingest("tmall.orders", day, spark=spark, settings=lake) for day in days]
+    results = [ingest("tmall.orders", day, settings=lake) for day in days]
     assert [(r.files, r.files_skipped, r.rows_read) for r in results] == [(1, (), 0)] * 2
 
 

@@ -32,7 +32,7 @@ def test_commerce_datasets_reconcile_into_bronze_and_quarantine(spark, lake):
         good = sum(isinstance(i, Record) for i in items)
         bad = [i for i in items if isinstance(i, Rejected)]
 
-        result = ingest(key, DAY, spark=spark, settings=lake)
+        result = ingest(key, DAY, settings=lake)
         assert result.reconciled, key
         assert (result.rows_read, result.rows_bronze, result.rows_quarantined) == (
             len(items),
@@ -66,7 +66,7 @@ def test_new_order_sources_reach_silver_without_counting_erp_twice(spark, lake):
     frames = {}
     for key in ("miniprogram.orders", "pos.orders", "erp.orders"):
         spec = get_spec(key)
-        assert ingest(key, DAY, spark=spark, settings=lake).rows_bronze > 0
+        assert ingest(key, DAY, settings=lake).rows_bronze > 0
         bronze = spark.read.format("delta").load(
             lake_io.table_path("bronze", spec.bronze_table, lake)
         )

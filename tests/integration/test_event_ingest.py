@@ -32,7 +32,7 @@ def test_one_day_of_each_engagement_source_reconciles(spark, lake):
         expected_bad = {i.line: i for i in parsed if isinstance(i, Rejected)}
         assert expected_bad, f"{key}: the simulator spoiled no line"
 
-        result = ingest(key, DAY, spark=spark, settings=lake)
+        result = ingest(key, DAY, settings=lake)
 
         assert result.reconciled, key
         assert result.rows_read == len(path.read_text(encoding="utf-8").splitlines())
@@ -75,8 +75,8 @@ def test_one_day_of_each_engagement_source_reconciles(spark, lake):
 def test_event_times_land_as_timestamps_and_unix_times_as_numbers(spark, lake):
     landing = Path(lake.landing_root)
     simulate(landing, customers=200, days=1, seed=2, end=DAY, bad_rate=0.0)
-    ingest("web.events", DAY, spark=spark, settings=lake)
-    ingest("wecom.messages", DAY, spark=spark, settings=lake)
+    ingest("web.events", DAY, settings=lake)
+    ingest("wecom.messages", DAY, settings=lake)
     web = spark.read.format("delta").load(lake_io.table_path("bronze", "web_events", lake))
     types = dict(web.dtypes)
     assert types["received_at"] == "timestamp"

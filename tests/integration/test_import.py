@@ -22,7 +22,7 @@ def test_import_lands_good_rows_quarantines_bad_ones_and_reimport_adds_nothing(
     good = {r[0] for r, reason in ROWS if reason is None}
     bad_lines = {i + 2 for i, (_, reason) in enumerate(ROWS) if reason}  # row 1 is the header
 
-    first = importer.run_import(path, spec, DAY, spark=spark, settings=lake)
+    first = importer.run_import(path, spec, DAY, settings=lake)
     assert first.reconciled
     assert first.rows_read == len(ROWS)
     assert first.rows_read == first.rows_bronze + first.rows_quarantined
@@ -47,7 +47,7 @@ def test_import_lands_good_rows_quarantines_bad_ones_and_reimport_adds_nothing(
         r.reason.startswith(f"import/brand_erp/{path.name} line ") for r in quarantine.collect()
     )
 
-    again = importer.run_import(path, spec, DAY, spark=spark, settings=lake)
+    again = importer.run_import(path, spec, DAY, settings=lake)
     assert (again.rows_bronze, again.rows_quarantined) == (
         first.rows_bronze,
         first.rows_quarantined,

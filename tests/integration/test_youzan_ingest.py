@@ -41,7 +41,7 @@ def test_pulled_day_ingests_and_reconciles_with_one_quarantined(spark, lake):
         path = pull_orders(DAY, settings=lake, client=client)
     assert len(path.read_text(encoding="utf-8").splitlines()) == 6
 
-    result = ingest("youzan.orders", DAY, spark=spark, settings=lake)
+    result = ingest("youzan.orders", DAY, settings=lake)
     assert result.reconciled
     assert (result.rows_read, result.rows_bronze, result.rows_quarantined) == (6, 5, 1)
 
