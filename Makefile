@@ -11,7 +11,7 @@ PYTEST_ARGS ?=
 
 export PYSPARK_PYTHON := $(CURDIR)/$(BIN)/python
 
-.PHONY: help setup demo test test-fast lint format bench kafka-start kafka-stop clean
+.PHONY: help setup demo airflow test test-fast lint format bench kafka-start kafka-stop clean
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -35,6 +35,9 @@ $(STAMPS)/jars: jvm/spark/pom.xml jvm/kafka/pom.xml
 
 demo: setup  ## Run the platform end to end on the embedded default and print a summary
 	$(BIN)/cdp demo
+
+airflow: setup  ## Airflow's scheduler and UI (SQLite, LocalExecutor) in the foreground until Ctrl-C
+	$(BIN)/cdp airflow
 
 test: setup  ## All tests (unit, DAG integrity, integration with real Spark/Kafka/Airflow/dbt/GX)
 	$(BIN)/pytest $(PYTEST_ARGS)

@@ -1,18 +1,27 @@
 """cdp_daily: the daily batch for one business date (a calendar day in Asia/Shanghai).
 
-pull (API sources) -> per source family: a sensor waits for the day's landing files, then one
-mapped task per source dataset lands them in bronze (quarantine, reconciliation) -> GX gate ->
+preflight (settings, key, suites) -> pull (API sources) -> per source family: a sensor waits
+for the day's landing files, then one mapped task per source dataset lands them in bronze
+(quarantine, reconciliation) -> GX gate (completing a batch a crash interrupted first) ->
 silver orders and customers (PII tokenized) -> dbt customer 360 marts -> segment exports ->
 compaction of the small files every source adds to the shared tables.
 
 Orchestration only: every task calls a function of `jobs.daily`, idempotent for its date, so a
-rerun or a backfill of a day replaces that day. A family whose files don't come before its
-sensor's timeout is skipped (soft fail) and the others flow on. Nothing heavy is imported at
-parse time; the family list comes from the source specs (small YAML files).
+rerun or a backfill of a day replaces that day. Nothing heavy is imported at parse time; the
+family list comes from the source specs (small YAML files).
 
-Backfill a range: `airflow backfill create --dag-id cdp_daily --from-date 2026-11-01 --to-date
-2026-11-07` on a deployment (catchup is off, so nothing runs by itself), or `cdp run daily --from
-2026-11-01 --to 2026-11-07` in one process.
+Waiting never blocks: the sensors reschedule (each poke is a short task; no worker slot is held
+in between), a family whose files don't come before its sensor's timeout is skipped (soft fail)
+and the others flow on, and a day with no files at all ends with its steps skipped. Dates run
+side by side (`airflow.max_active_runs`), so a late day never holds another back; the steps
+that rewrite the shared silver, gold and ops tables take turns across runs through a pool of
+one slot (`airflow.lake_writers_pool`), a run that has started them going first.
+
+Backfill a range: `airflow backfill create --dag-id cdp_daily --from-date
+2026-11-01T02:00:00+08:00 --to-date 2026-11-07T02:00:00+08:00` (`cdp airflow run -- backfill
+create ...` locally; catchup is off, so nothing runs by itself), or `cdp run daily --from
+2026-11-01 --to 2026-11-07` in one process. A scheduled or backfilled run's logical date is
+02:00 Shanghai of its day: a bare `--from-date 2026-11-01` (midnight UTC) would skip the 1st.
 
 Dates: the timetable has data intervals of one Shanghai day ending at 02:00, after the platforms'
 nightly exports land; the run processes the day its interval starts in. A manual run or
@@ -29,6 +38,7 @@ from airflow.sdk import (
     PokeReturnValue,
     TaskGroup,
     TriggerRule,
+    WeightRule,
     chain,
     dag,
     task,
@@ -38,6 +48,8 @@ from jobs.common.settings import get_settings
 from jobs.daily import source_families  # light: the steps import Spark only when they run
 
 TIMEZONE = "Asia/Shanghai"
+# In order; they rewrite tables every date shares, so they run one at a time across runs.
+LAKE_WRITING_STEPS = ("build_silver", "publish_marts", "export_segments", "maintain_lake")
 _settings = get_settings()
 
 
@@ -54,7 +66,7 @@ def business_date(logical_date: pendulum.DateTime | None) -> date:
     schedule=CronDataIntervalTimetable("0 2 * * *", timezone=TIMEZONE),
     start_date=pendulum.datetime(2026, 1, 1, tz=TIMEZONE),
     catchup=False,
-    max_active_runs=1,
+    max_active_runs=_settings.airflow.max_active_runs,
     default_args={
         "owner": "data-eng",
         "retries": _settings.airflow.retries,
@@ -64,7 +76,11 @@ def business_date(logical_date: pendulum.DateTime | None) -> date:
     doc_md=__doc__,
 )
 def cdp_daily():
+    # Settings, the PII key, suites, jars: checked first, so a bad key fails the run in a second
+    # instead of after ingestion and the gate. Retrying would not fix it.
+    checked_settings = _step_task("preflight", retries=0)()
     pulled = _step_task("pull")()
+    chain(checked_settings, pulled)
     families = []
     for family, keys in source_families(_settings).items():
         with TaskGroup(group_id=f"ingest_{family}"):
@@ -72,17 +88,29 @@ def cdp_daily():
             ingested = ingest_source.expand(source_key=keys)
             chain(pulled, waited, ingested)
         families.append(ingested)
-    # Skipped families (no files before the sensor's timeout) don't stop the rest.
-    checked = _step_task("check_bronze", trigger_rule=TriggerRule.NONE_FAILED)()
-    rest = [_step_task(name)() for name in ("build_silver", "publish_marts", "export_segments")]
-    # Last, only after a good day: an all-done leaf would mark a failed run successful. A
-    # failed day's small files are compacted when its rerun succeeds.
-    chain(families, checked, *rest, _step_task("maintain_lake")())
+    # Skipped families (no files before the sensor's timeout) don't stop the rest; if every
+    # family was skipped there is nothing to check or build, and the run ends skipped.
+    checked = _step_task("check_bronze", trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS)()
+    # maintain_lake last, only after a good day: an all-done leaf would mark a failed run
+    # successful. A failed day's small files are compacted when its rerun succeeds.
+    writers = [
+        _step_task(
+            name,
+            pool=_settings.airflow.lake_writers_pool,
+            # A step weighs more the further down the chain it is, so when the pool frees up
+            # the run that is furthest along goes on, rather than another date starting.
+            weight_rule=WeightRule.UPSTREAM,
+        )()
+        for name in LAKE_WRITING_STEPS
+    ]
+    chain(families, checked, *writers)
 
 
 @task.sensor(
     task_id="wait_for_exports",
-    mode="poke",
+    # Between pokes the task ends and frees its worker slot; `airflow dags test` reruns it
+    # in-process once the reschedule date passes, so the same DAG runs there too.
+    mode="reschedule",
     poke_interval=_settings.airflow.sensor_poke_seconds,
     timeout=_settings.airflow.sensor_timeout_minutes * 60,
     soft_fail=True,

@@ -10,9 +10,10 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.table import Table
+from rich.markup import escape
 
 from jobs.common.errors import CdpError
+from jobs.common.output import print_rows
 
 app = typer.Typer(
     help="Open CDP: batch + stream customer data lakehouse.",
@@ -25,11 +26,17 @@ segments_app = typer.Typer(help="Segments for marketing tools.", no_args_is_help
 stream_app = typer.Typer(help="Real-time marketing triggers.", no_args_is_help=True)
 run_app = typer.Typer(help="Run batch jobs in this process, without Airflow.", no_args_is_help=True)
 quarantine_app = typer.Typer(help="Rows that failed validation.", no_args_is_help=True)
+airflow_app = typer.Typer(
+    help="Airflow's scheduler and UI on the embedded default (SQLite, LocalExecutor, our dags/), "
+    "in the foreground until Ctrl-C; `cdp airflow run -- ARGS` runs any airflow command.",
+    invoke_without_command=True,
+)
 app.add_typer(run_app, name="run")
 app.add_typer(kafka_app, name="kafka")
 app.add_typer(segments_app, name="segments")
 app.add_typer(stream_app, name="stream")
 app.add_typer(quarantine_app, name="quarantine")
+app.add_typer(airflow_app, name="airflow")
 
 console = Console()
 err = Console(stderr=True)
@@ -74,15 +81,6 @@ def _root(debug: Annotated[bool, typer.Option("--debug", help="Show stack traces
         level=logging.DEBUG if debug else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-
-
-def print_rows(columns: list[str], rows: list[tuple], title: str | None = None) -> None:
-    table = Table(title=title)
-    for c in columns:
-        table.add_column(c)
-    for r in rows:
-        table.add_row(*("" if v is None else str(v) for v in r))
-    console.print(table)
 
 
 @app.command()
@@ -163,7 +161,9 @@ def run_daily(day: DateOpt = None, first: FromOpt = None, last: ToOpt = None):
     from jobs import daily
     from jobs.common.progress import step
 
-    for d in _days(day, first, last):
+    days = _days(day, first, last)
+    daily.preflight(days[0])  # bad settings fail here, before any work
+    for d in days:
         for fn in daily.STEPS:
             with step(f"{fn.__name__} {d}"):
                 result = fn(d)
@@ -177,8 +177,10 @@ def dag_test(
     """Run a DAG for a logical date (or each date of a range) through Airflow (SQLite)."""
     from jobs.common.airflow_env import dags_test, ensure_db
     from jobs.common.progress import step
+    from jobs.daily import preflight
 
     days = _days(day, first, last)
+    preflight(days[0])  # bad settings fail here, not in a task minutes later
     with step("airflow db migrate"):
         ensure_db()
     for d in days:
@@ -186,22 +188,158 @@ def dag_test(
             dags_test(dag_id, d)
 
 
+@airflow_app.callback()
+def airflow_serve(
+    ctx: typer.Context,
+    check: Annotated[
+        bool,
+        typer.Option(
+            "--check", help="Start, wait until the API answers healthy on loopback, then stop."
+        ),
+    ] = False,
+    port: Annotated[
+        int | None, typer.Option(help="API server and UI port (default: airflow.api_port).")
+    ] = None,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for a healthy start.")] = 180.0,
+):
+    """Run Airflow's scheduler, API server (UI) and DAG processor until Ctrl-C."""
+    if ctx.invoked_subcommand is not None:
+        return
+    import signal
+    import time
+
+    from jobs.common.airflow_env import DAGS_FOLDER, db_path, ensure_db
+    from jobs.common.airflow_local import LocalAirflow, is_paused, ui_url
+    from jobs.common.progress import step
+    from jobs.common.settings import ensure_local_key, get_settings
+
+    # The embedded default, like `make demo`: without a key in the environment, the local one.
+    ensure_local_key(get_settings())
+    settings = get_settings()
+    if port is not None:
+        settings = settings.model_copy(deep=True)
+        settings.airflow.api_port = port
+    with step("airflow db migrate, pool " + settings.airflow.lake_writers_pool):
+        ensure_db(settings)
+
+    def _interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    # `kill` or a closed terminal stops the components like Ctrl-C does; SIGINT too when this
+    # was started in the background (which ignores it) and is then sent one with `kill -INT`.
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, _interrupt)
+    with LocalAirflow(settings) as local:
+        started = time.monotonic()
+        local.start()
+        console.print(
+            f"starting airflow scheduler, dag-processor, api-server (logs in {local.log_dir})"
+        )
+        try:
+            local.wait_ready(timeout=timeout)
+            console.print(
+                f"Airflow is up in {time.monotonic() - started:.0f} s: {ui_url(settings)}\n"
+                "  login: none, this local install lets every visitor in as admin (it listens "
+                "on 127.0.0.1 only)\n"
+                f"  metadata DB: {db_path(settings)} (SQLite), DAGs: {DAGS_FOLDER}"
+                + (
+                    f"\n  PII key: the file {settings.pii_hmac_key_file}"
+                    if settings.pii_hmac_key is None and settings.pii_hmac_key_file
+                    else ""
+                )
+            )
+            if check:
+                return
+            schedule = (
+                "paused (`cdp airflow run -- dags unpause cdp_daily` schedules it)"
+                if is_paused(settings, "cdp_daily")
+                else "scheduled daily at 02:00 Shanghai"
+            )
+            console.print(
+                f"  cdp_daily is {schedule}; trigger a date: `cdp airflow run -- dags trigger "
+                "cdp_daily -l 2026-01-05T00:00:00+00:00`\n  Ctrl-C stops Airflow."
+            )
+            while True:
+                local.check_alive()
+                time.sleep(1.0)
+        except KeyboardInterrupt:
+            console.print("stopping Airflow (Ctrl-C again to kill it at once) ...")
+        finally:
+            stopping = time.monotonic()
+            killed = local.stop()
+            note = (
+                f" (killed: {', '.join(killed)}; tasks still running were stopped, and are "
+                "retried when Airflow starts again)"
+                if killed
+                else ""
+            )
+            console.print(f"Airflow stopped in {time.monotonic() - stopping:.0f} s{note}")
+
+
+@airflow_app.command(
+    "run",
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+)
+def airflow_run(
+    args: Annotated[
+        list[str] | None, typer.Argument(help="Arguments of the airflow command, after --.")
+    ] = None,
+):
+    """Run any airflow command with the project's environment (e.g. -- dags list)."""
+    from jobs.common.airflow_local import run_airflow
+    from jobs.common.settings import ensure_local_key, get_settings
+
+    if not args:
+        raise CdpError("give the airflow command after --, e.g. cdp airflow run -- dags list")
+    ensure_local_key(get_settings())  # the same environment as `cdp airflow`'s
+    code = run_airflow(list(args), get_settings())
+    if code:
+        raise typer.Exit(code)
+
+
+AllowShrinkOpt = Annotated[
+    bool,
+    typer.Option(
+        "--allow-shrink",
+        help="Let a re-sent file with fewer lines than the ingested version replace it "
+        "(rows it no longer has are removed).",
+    ),
+]
+
+
+def _ingest_summary(what: str, r) -> None:
+    """What an ingestion did, line by line: nothing it skipped or ignored goes unsaid."""
+    console.print(
+        f"{what}: {r.rows_read} lines read from {r.files} file(s): {r.rows_bronze} to "
+        f"bronze, {r.rows_quarantined} quarantined"
+    )
+    if r.rows_with_issues:
+        console.print(
+            f"  {r.rows_with_issues} landed row(s) with a bad optional value set to null or an "
+            "identifier flagged (by reason: ops.field_issues)"
+        )
+    for line in r.files_skipped:
+        console.print(f"  skipped {line}")
+    for line in r.files_ignored:
+        console.print(f"  ignored {line}")
+    for batch in r.recovered:
+        console.print(f"  completed interrupted batch {batch} first")
+
+
 @app.command()
 def ingest(
     source: Annotated[str, typer.Argument(help="Source dataset, e.g. tmall.orders")],
     day: DateOpt = None,
+    allow_shrink: AllowShrinkOpt = False,
 ):
-    """Ingest one source's landing files for a date into bronze (+ quarantine), reconciled."""
+    """Ingest one source's landing files for a date into bronze (+ quarantine), reconciled.
+
+    Each file replaces only its own rows: files added to the day add rows, a re-sent file
+    replaces its earlier version."""
     from jobs.ingest.bronze import ingest as run
 
-    r = run(source, _date(day))
-    skipped = (
-        f", {len(r.files_skipped)} file(s) skipped as already ingested" if (r.files_skipped) else ""
-    )
-    console.print(
-        f"{source} {r.logical_date}: {r.rows_read} rows read from {r.files} file(s): "
-        f"{r.rows_bronze} to bronze, {r.rows_quarantined} quarantined{skipped}"
-    )
+    r = run(source, _date(day), allow_shrink=allow_shrink)
+    _ingest_summary(f"{source} {r.logical_date}", r)
 
 
 @app.command("import")
@@ -218,8 +356,12 @@ def import_(
         typer.Option("--date", help="Logical date YYYY-MM-DD (default: today in Asia/Shanghai)."),
     ] = None,
     preview: Annotated[int, typer.Option(min=0, help="Rows to show in the dry run.")] = 10,
+    allow_shrink: AllowShrinkOpt = False,
 ):
-    """Import a brand's own export (CSV/Excel/Parquet/JSON lines) into bronze via a mapping."""
+    """Import a brand's own export (CSV/Excel/Parquet/JSON lines) into bronze via a mapping.
+
+    Keyed on the file name: another file for the same date adds its rows (part 2 of an
+    export); the same name with new bytes replaces that file's rows."""
     from datetime import datetime
     from zoneinfo import ZoneInfo
 
@@ -231,11 +373,31 @@ def import_(
         importer.render_dry_run(importer.dry_run(path, spec, preview=preview), console)
         return
     d = _date(day) if day else datetime.now(ZoneInfo("Asia/Shanghai")).date()
-    r = importer.run_import(path, spec, d)
-    skipped = f" (skipped: {'; '.join(r.files_skipped)})" if r.files_skipped else ""
+    r = importer.run_import(path, spec, d, allow_shrink=allow_shrink)
+    _ingest_summary(f"import {spec.key} {d} ({path.name} -> bronze.{spec.bronze_table})", r)
+
+
+@app.command()
+def retract(
+    source: Annotated[
+        str, typer.Argument(help="Source dataset, e.g. tmall.orders or brand_crm.customers")
+    ],
+    file: Annotated[
+        str,
+        typer.Argument(
+            help="The file as the lake names it (bronze `_file`, ops.ingest_manifest `file`), "
+            "e.g. tmall/orders/dt=2026-01-05/orders.csv"
+        ),
+    ],
+):
+    """Take a wrongly landed or imported file out of the lake: its rows leave bronze,
+    quarantine and the ops tables, and the same bytes are not ingested again."""
+    from jobs.ingest.bronze import retract as run
+
+    removed = run(source, file)
     console.print(
-        f"import {spec.key} {d}: {r.rows_read} rows read from {path.name}: {r.rows_bronze} to "
-        f"bronze.{spec.bronze_table}, {r.rows_quarantined} quarantined{skipped}"
+        f"retracted {file} from {source}: "
+        + ", ".join(f"{n} row(s) from {table}" for table, n in removed.items() if n)
     )
 
 
@@ -267,11 +429,15 @@ def query(
         ),
     ] = False,
 ):
-    """Run SQL on silver, gold and ops (DuckDB over Delta, no Spark start-up); print a table."""
+    """Run SQL on silver, gold and ops (DuckDB over Delta, no Spark start-up); print a table.
+
+    Read-only and locked: the lake's registered tables and nothing else (no files, no settings).
+    """
     import duckdb
 
     from jobs.common import duck
 
+    duck.check_read_only(sql)
     con = duck.connect(layers=None if raw else duck.ANALYST_LAYERS)
     try:
         cur = con.execute(sql)
@@ -281,6 +447,8 @@ def query(
             message += (
                 " (bronze and quarantine hold raw personal data: add --raw if you run the pipeline)"
             )
+        elif isinstance(exc, duckdb.PermissionException):
+            message += " (cdp query reads the lake's tables as <layer>.<table>, nothing else)"
         raise CdpError(f"query failed: {message}") from exc
     columns = [d[0] for d in cur.description or []]
     rows = cur.fetchmany(limit)
@@ -323,11 +491,32 @@ def segments_export(name: str, as_of: DateOpt = None):
 
 
 @quarantine_app.command("list")
-def quarantine_list(limit: int = 20):
-    """The latest quarantined rows with their reasons."""
-    query(
-        f"select _logical_date, field, reason "
-        f"from quarantine.records order by _logical_date desc, file, line limit {limit}"
+def quarantine_list(
+    source: Annotated[
+        str | None, typer.Option(help="Only this source or dataset, e.g. tmall or tmall.orders")
+    ] = None,
+    day: Annotated[str | None, typer.Option("--date", help="Only this date YYYY-MM-DD.")] = None,
+    limit: Annotated[int, typer.Option(min=1, help="Rows to show at most.")] = 20,
+    raw: Annotated[
+        bool,
+        typer.Option("--raw", help="Also the raw payload, unmasked: pipeline operators only."),
+    ] = False,
+):
+    """The latest quarantined rows: date, source, file, line, field and reason (masked)."""
+    from jobs.quality.quarantine import list_quarantined
+
+    rows = list_quarantined(source=source, day=_date(day) if day else None, limit=limit, raw=raw)
+    if not rows:
+        console.print("nothing in quarantine")
+        return
+    columns = ["date", "source", "file", "line", "field", "reason"]
+    print_rows(
+        columns + (["raw"] if raw else []),
+        [
+            (r.logical_date, r.source, r.file, r.line, r.field, r.reason)
+            + ((r.raw,) if raw else ())
+            for r in rows
+        ],
     )
 
 
@@ -425,7 +614,8 @@ def main() -> None:
     except CdpError as exc:
         if _state["debug"]:
             raise
-        err.print(f"[bold red]error:[/] {exc}")
+        # One line whatever the terminal's width; the message's own brackets are not markup.
+        err.print("[bold red]error:[/]", escape(str(exc)), soft_wrap=True)
         sys.exit(1)
 
 

@@ -45,6 +45,123 @@ def source_families(settings: Settings | None = None) -> dict[str, list[str]]:
     return dict(sorted(families.items()))
 
 
+def preflight(
+    logical_date: date | None = None,
+    settings: Settings | None = None,
+    *,
+    landing: bool = True,
+) -> dict:
+    """Check, before any work, what the steps will need: settings that load, the PII key
+    (`Settings.hmac_key`), a valid time zone, the landing area (a folder that exists, or a URI;
+    `landing=False` when the caller is about to create it), a lake root that can be created,
+    loadable expectation suites, the dbt project, the Spark jars, and that `ingest.sources`
+    names known sources. Every problem is reported at once, in one line (CdpError); nothing is
+    written. `cdp run daily`, `cdp dag-test` and `cdp demo` call it first; so should the first
+    task of the DAG. Returns what was checked (an XCom-friendly dict)."""
+    import os
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    from pydantic import ValidationError
+
+    from jobs.common.errors import CdpError
+
+    try:
+        settings = settings or get_settings()
+    except (ValidationError, ValueError) as exc:
+        raise CdpError(f"preflight failed: invalid settings: {_settings_error(exc)}") from exc
+    problems: list[str] = []
+
+    def check(what: str, fn) -> None:
+        try:
+            fn()
+        except CdpError as exc:
+            problems.append(str(exc))
+        except Exception as exc:  # any other failure of a check is a finding, not a crash
+            problems.append(f"{what}: {(str(exc) or type(exc).__name__).splitlines()[0]}")
+
+    def key() -> None:
+        settings.hmac_key()
+
+    def timezone() -> None:
+        try:
+            ZoneInfo(settings.timezone)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise CdpError(f"timezone {settings.timezone!r} is not a known time zone") from exc
+
+    def landing_root() -> None:
+        root = settings.landing_root
+        is_uri = "://" in root or root.startswith("file:")
+        if landing and not is_uri and not Path(root).is_dir():
+            raise CdpError(f"landing root {root} does not exist (CDP_LANDING_ROOT)")
+
+    def lake_root() -> None:
+        if not settings.is_local_lake:
+            return
+        existing = Path(settings.lake_root.removeprefix("file:"))
+        while not existing.exists() and existing != existing.parent:
+            existing = existing.parent
+        if not (existing.is_dir() and os.access(existing, os.W_OK | os.X_OK)):
+            raise CdpError(f"lake root {settings.lake_root} cannot be written ({existing})")
+
+    def suites() -> None:
+        from jobs.quality.gate import load_suite
+
+        folder = Path(settings.expectations_dir)
+        if not folder.is_dir():
+            raise CdpError(f"expectations dir {folder} does not exist (CDP_EXPECTATIONS_DIR)")
+        for path in sorted(folder.glob("*.json")):
+            load_suite(path.stem, folder)
+
+    def dbt_project() -> None:
+        if not (Path(settings.dbt.project_dir) / "dbt_project.yml").is_file():
+            raise CdpError(f"no dbt_project.yml in {settings.dbt.project_dir}")
+
+    def spark_jars() -> None:
+        from jobs.common.spark import spark_jars as jars
+
+        jars(settings)
+
+    def sources() -> None:
+        from jobs.ingest.spec import load_specs
+
+        keys = set(load_specs())
+        known = keys | {k.split(".")[0] for k in keys}
+        unknown = [s for s in settings.ingest.sources if s not in known]
+        if unknown:
+            raise CdpError(f"ingest.sources: no source spec for {', '.join(unknown)}")
+
+    for what, fn in [
+        ("PII key", key),
+        ("timezone", timezone),
+        ("landing root", landing_root),
+        ("lake root", lake_root),
+        ("expectations", suites),
+        ("dbt project", dbt_project),
+        ("spark jars", spark_jars),
+        ("ingest.sources", sources),
+    ]:
+        check(what, fn)
+    if problems:
+        raise CdpError("preflight failed: " + "; ".join(problems))
+    return {
+        "logical_date": str(logical_date) if logical_date else None,
+        "lake_root": settings.lake_root,
+        "landing_root": settings.landing_root,
+        "sources": sorted(settings.ingest.sources) or "all",
+    }
+
+
+def _settings_error(exc: Exception) -> str:
+    """A pydantic validation error (or a ValueError from the settings file) as one line."""
+    errors = getattr(exc, "errors", None)
+    if callable(errors):
+        return "; ".join(
+            f"{'.'.join(str(p) for p in e.get('loc', ())) or 'settings'}: {e.get('msg')}"
+            for e in errors()
+        )
+    return " ".join(str(exc).split())
+
+
 def landed(family: str, logical_date: date, settings: Settings | None = None) -> list[str]:
     """Source keys of `family` whose landing folder holds a file for the date (the sensor)."""
     from jobs.ingest.landing import list_files
@@ -66,7 +183,10 @@ def ingest_source(source_key: str, logical_date: date, settings: Settings | None
         "read": r.rows_read,
         "bronze": r.rows_bronze,
         "quarantined": r.rows_quarantined,
+        "with_issues": r.rows_with_issues,
         "skipped": list(r.files_skipped),
+        "ignored": list(r.files_ignored),
+        "recovered": list(r.recovered),
     }
 
 
@@ -96,9 +216,8 @@ def _validate(df, suite: str, logical_date: date, settings: Settings, parameters
         expectations_dir=Path(settings.expectations_dir),
         parameters=parameters,
     )
-    lake.append_arrow(
-        gate.results_table(report), lake.table_path("ops", "quality_results", settings)
-    )
+    # One set of rows per suite and run (suite + logical date): a rerun replaces them.
+    gate.write_results(report, lake.table_path("ops", "quality_results", settings))
     gate.write_report(report, Path(settings.quality.reports_dir) / f"dt={logical_date}")
     return report
 
@@ -139,11 +258,14 @@ def check_bronze(logical_date: date, settings: Settings | None = None) -> dict:
     jobs/quality/bronze_checks.py, which also computes the volume and freshness parameters.
     A dataset without a suite is reported as such (its rows were still JSON-Schema-validated).
     """
+    from jobs.ingest.bronze import recover_day
     from jobs.ingest.spec import load_specs
     from jobs.quality import bronze_checks, gate
 
     settings = settings or get_settings()
-    results: dict[str, object] = {}
+    # A batch a crash left half-written is completed first: the gate never judges a torn day.
+    recovered = recover_day(logical_date, settings)
+    results: dict[str, object] = {"recovered": recovered} if recovered else {}
     reports = []
     for table in sorted({spec.bronze_table for spec in load_specs().values()}):
         suite = f"bronze.{table}"
@@ -168,8 +290,15 @@ def check_bronze(logical_date: date, settings: Settings | None = None) -> dict:
 
 def build_silver(logical_date: date, settings: Settings | None = None) -> dict:
     """Every source's bronze orders of the day -> silver model -> validated -> merged into
-    silver.orders; silver.customers rebuilt."""
+    silver.orders; silver.customers rebuilt from all of silver.orders.
+
+    Each order keeps the `_logical_date` of the files that brought its current state, and the
+    merge never replaces a later day's state with an earlier one: rerunning or backfilling an
+    old day leaves orders a later export re-synced (a new status, a refund) as they are.
+    """
     from functools import reduce
+
+    from pyspark.sql import functions as F
 
     from jobs.common.spark import get_spark
     from jobs.identity.customers import customers_from_orders
@@ -189,10 +318,14 @@ def build_silver(logical_date: date, settings: Settings | None = None) -> dict:
             parts.append(to_silver(bronze, spec.source, spec.silver, key))
     if not parts:
         return {"orders": 0}
-    orders = reduce(lambda a, b: a.unionByName(b), parts).cache()
+    orders = (
+        reduce(lambda a, b: a.unionByName(b), parts)
+        .withColumn("_logical_date", F.lit(logical_date))
+        .cache()
+    )
     gate = _gate(orders, "silver.orders", logical_date, settings)
     orders_path = lake.table_path("silver", "orders", settings)
-    lake.merge_upsert(orders, orders_path, keys=["source", "order_id"])
+    lake.merge_upsert(orders, orders_path, keys=["source", "order_id"], version="_logical_date")
     orders.unpersist()
     customers = customers_from_orders(spark.read.format("delta").load(orders_path))
     lake.overwrite(customers, lake.table_path("silver", "customers", settings))
@@ -206,11 +339,34 @@ def build_silver(logical_date: date, settings: Settings | None = None) -> dict:
 
 
 def publish_marts(logical_date: date, settings: Settings | None = None) -> dict:
-    """dbt build: staging -> intermediate -> gold.customer_360 (contracts and tests)."""
+    """dbt build: staging -> intermediate -> gold.customer_360 (contracts and tests).
+
+    Gold publishes the latest state: the marts are computed as of the latest logical date
+    silver holds (`latest_silver_date`), never earlier than the run's date, so rerunning or
+    backfilling an old day never rolls them back to that day.
+    """
     from jobs.profiles.dbt_runner import build
 
-    build(as_of=logical_date, settings=settings)
-    return {"dbt": "ok"}
+    settings = settings or get_settings()
+    latest = latest_silver_date(settings)
+    as_of = max(logical_date, latest) if latest else logical_date
+    build(as_of=as_of, settings=settings)
+    return {"dbt": "ok", "as_of": str(as_of)}
+
+
+def latest_silver_date(settings: Settings | None = None) -> date | None:
+    """The latest logical date whose files brought an order's state into silver.orders (None
+    before the first run, or for a table written before the column existed). No Spark."""
+    import pyarrow.compute as pc
+    from deltalake import DeltaTable
+
+    path = lake.table_path("silver", "orders", settings)
+    if not lake.is_delta(path):
+        return None
+    dataset = DeltaTable(path).to_pyarrow_dataset()
+    if "_logical_date" not in dataset.schema.names:
+        return None
+    return pc.max(dataset.to_table(columns=["_logical_date"])["_logical_date"]).as_py()
 
 
 def export_segments(logical_date: date, settings: Settings | None = None) -> dict:
@@ -223,10 +379,13 @@ def maintain_lake(logical_date: date, settings: Settings | None = None) -> dict:
     """Compact the day's small files of the tables every source writes to (no Spark)."""
     from jobs.ingest.bronze import (
         INGESTION_LOG_TABLE,
+        ISSUES_TABLE,
         MANIFEST_TABLE,
         QUARANTINE_TABLE,
         RECOMPUTE_TABLE,
+        RETRACTED_TABLE,
     )
+    from jobs.ingest.journal import JOURNAL_TABLE
 
     settings = settings or get_settings()
     day_partitioned = [("quarantine", QUARANTINE_TABLE)]
@@ -234,6 +393,9 @@ def maintain_lake(logical_date: date, settings: Settings | None = None) -> dict:
         ("ops", MANIFEST_TABLE),
         ("ops", INGESTION_LOG_TABLE),
         ("ops", RECOMPUTE_TABLE),
+        ("ops", ISSUES_TABLE),
+        ("ops", RETRACTED_TABLE),
+        ("ops", JOURNAL_TABLE),
         ("ops", "quality_results"),
     ]
     removed = {
@@ -259,5 +421,7 @@ STEPS = (
 
 
 def run_all(logical_date: date, settings: Settings | None = None) -> dict:
-    """All steps in order, in this process (what the DAG does, without Airflow)."""
-    return {step.__name__: step(logical_date, settings) for step in STEPS}
+    """The preflight, then all steps in order, in this process (what the DAG does, without
+    Airflow)."""
+    checked = {"preflight": preflight(logical_date, settings)}
+    return checked | {step.__name__: step(logical_date, settings) for step in STEPS}

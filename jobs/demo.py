@@ -7,8 +7,6 @@ to try next. Safe to run twice: every step replaces what it wrote for its dates.
 
 from __future__ import annotations
 
-import os
-import secrets
 import threading
 import time
 from datetime import date, timedelta
@@ -16,31 +14,17 @@ from pathlib import Path
 
 from rich.console import Console
 
+from jobs.common.output import print_rows
 from jobs.common.progress import step
-from jobs.common.settings import Settings, get_settings
+from jobs.common.settings import ensure_local_key, get_settings
 
 console = Console()
-
-
-def ensure_local_key(settings: Settings) -> None:
-    """For the embedded demo only: a random PII key in var/secrets (git-ignored, mode 600).
-
-    Production sets CDP_PII_HMAC_KEY from its secret store; the repo never holds a key.
-    """
-    if os.environ.get("CDP_PII_HMAC_KEY") or os.environ.get("CDP_PII_HMAC_KEY_FILE"):
-        return
-    path = Path(settings.var_dir) / "secrets" / "pii_hmac.key"
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(secrets.token_hex(32))
-        path.chmod(0o600)
-    os.environ["CDP_PII_HMAC_KEY_FILE"] = str(path)
-    get_settings.cache_clear()
 
 
 def run_demo(customers: int = 1000, days: int = 3, stream_seconds: float = 90.0) -> None:
     from jobs.common import duck
     from jobs.common.airflow_env import dags_test, ensure_db
+    from jobs.daily import preflight
     from jobs.ingest.simulate import simulate
     from jobs.stream import broker
     from jobs.stream.producer import produce, read_events
@@ -48,6 +32,9 @@ def run_demo(customers: int = 1000, days: int = 3, stream_seconds: float = 90.0)
     settings = get_settings()
     ensure_local_key(settings)
     settings = get_settings()
+    # Bad settings (a short key in CDP_PII_HMAC_KEY, ...) fail now, not minutes into the DAG;
+    # the landing area is about to be written by the simulator.
+    preflight(None, settings, landing=False)
     started = time.monotonic()
     end = date.today() - timedelta(days=1)
     landing = Path(settings.landing_root)
@@ -98,8 +85,6 @@ def run_demo(customers: int = 1000, days: int = 3, stream_seconds: float = 90.0)
             spark.stop()
         with step("stop the local Kafka broker"):
             broker.stop(settings)
-
-    from jobs.cli import print_rows
 
     counts = duck.row_counts(settings)
     print_rows(

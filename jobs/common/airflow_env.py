@@ -6,7 +6,8 @@ settings are exported too, so tasks running inside Airflow see the same lake, Sp
 settings as the process that started them.
 
 `airflow dags test` runs a whole DAG run in one process with no scheduler and no executor; it is
-what `cdp` and the integration tests use to run the real DAG locally.
+what `cdp dag-test` and the integration tests use to run the real DAG locally. `cdp airflow`
+runs the real scheduler, API server and DAG processor on the same DB (`jobs.common.airflow_local`).
 """
 
 from __future__ import annotations
@@ -34,6 +35,11 @@ _MIGRATED_MARKER = ".cdp_db_migrated"
 _QUIET_WARNINGS = (
     "ignore:Could not import graphviz:UserWarning",
     "ignore:Using `httpx` with `starlette.testclient` is deprecated",
+)
+# The pool of the steps that write shared silver/gold/ops tables (see `ensure_pool`).
+LAKE_WRITERS_SLOTS = 1
+LAKE_WRITERS_DESCRIPTION = (
+    "cdp_daily steps writing the shared silver, gold and ops tables, one at a time across runs"
 )
 
 
@@ -79,9 +85,22 @@ def airflow_env(settings: Settings | None = None) -> dict[str, str]:
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             # Absolute path: Airflow refuses a relative SQLite path.
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{db_path(settings)}",
-            # The only executor in Airflow 3 core. `airflow dags test` does not use an executor
-            # unless given --use-executor, so this just keeps the config valid.
+            # The only local executor in Airflow 3 core, and the one `cdp airflow`'s scheduler
+            # runs tasks with (`airflow dags test` uses none). Since Airflow 3.0 it may run
+            # several tasks at once on SQLite: Airflow opens the DB in WAL mode (many readers,
+            # one writer; apache/airflow#44839). Keep `parallelism` small all the same: every
+            # state change of every task is a write waiting for that one writer, and each task
+            # is a Python process (Spark ones a JVM too) on a laptop's few cores.
             "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+            "AIRFLOW__CORE__PARALLELISM": str(settings.airflow.parallelism),
+            # Every visitor is admin (below), so the API server listens on loopback only; tasks
+            # reach its execution API there too (the default URL says localhost, which may
+            # resolve to ::1 where nothing listens).
+            "AIRFLOW__API__HOST": "127.0.0.1",
+            "AIRFLOW__API__PORT": str(settings.airflow.api_port),
+            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": (
+                f"http://127.0.0.1:{settings.airflow.api_port}/execution/"
+            ),
             # A local single-user install: the API server lets everyone in as admin.
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
             # Plain log lines: they end up in captured output and CdpError messages.
@@ -131,12 +150,20 @@ def _db_revision(path: Path) -> str | None:
 
 
 def ensure_db(settings: Settings | None = None) -> bool:
-    """Create or upgrade the metadata DB with `airflow db migrate`. Returns True if it ran.
+    """Create or upgrade the metadata DB with `airflow db migrate`, and make sure the lake
+    writers' pool exists (`ensure_pool`). Returns True if the migration ran.
 
     Cheap when nothing changed: the revision in the DB is compared with the one recorded after
-    the last migration by this Airflow version, without starting Airflow.
+    the last migration by this Airflow version, and the pool read from the DB, without
+    starting Airflow.
     """
     settings = settings or get_settings()
+    migrated = _migrate(settings)
+    ensure_pool(settings)
+    return migrated
+
+
+def _migrate(settings: Settings) -> bool:
     path = db_path(settings)
     marker = path.parent / _MIGRATED_MARKER
     airflow_version = version("apache-airflow-core")
@@ -151,6 +178,36 @@ def ensure_db(settings: Settings | None = None) -> bool:
     if revision is None:
         raise CdpError(f"`airflow db migrate` left no alembic revision in {path}")
     marker.write_text(f"{airflow_version} {revision}\n")
+    return True
+
+
+def _pool_slots(path: Path, pool: str) -> int | None:
+    try:
+        with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as conn:
+            row = conn.execute("SELECT slots FROM slot_pool WHERE pool = ?", (pool,)).fetchone()
+    except sqlite3.Error:
+        return None
+    return row[0] if row else None
+
+
+def ensure_pool(settings: Settings | None = None) -> bool:
+    """Create (or reset to one slot) the pool the lake-writing steps of `cdp_daily` share, with
+    `airflow pools set` (idempotent). Returns True if it had to.
+
+    One slot: build_silver, publish_marts, export_segments and maintain_lake rewrite the shared
+    silver, gold and ops tables, so two dates running side by side take turns for them. A task
+    naming a pool that doesn't exist is never scheduled, so every way we start Airflow calls this.
+    """
+    settings = settings or get_settings()
+    pool = settings.airflow.lake_writers_pool
+    if _pool_slots(db_path(settings), pool) == LAKE_WRITERS_SLOTS:
+        return False
+    proc = _airflow(
+        ["pools", "set", pool, str(LAKE_WRITERS_SLOTS), LAKE_WRITERS_DESCRIPTION],
+        airflow_env(settings),
+    )
+    if proc.returncode != 0:
+        raise CdpError(f"`airflow pools set {pool}` failed:\n{_tail(proc)}")
     return True
 
 

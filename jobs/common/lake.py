@@ -11,6 +11,8 @@ Writes are idempotent for a logical date: a rerun or backfill of a day replaces 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -37,24 +39,91 @@ def is_delta(path: str) -> bool:
     return DeltaTable.is_deltatable(path)
 
 
+# How long a writer waits for another process's commit to the same table before giving up.
+TABLE_LOCK_TIMEOUT_S = 1800.0
+
+
+@contextmanager
+def table_lock(path: str, timeout: float = TABLE_LOCK_TIMEOUT_S) -> Iterator[None]:
+    """Hold the write lock of one Delta table (an advisory flock under
+    ``{var_dir}/locks/tables/``), waiting for another writer to finish.
+
+    delta-rs resolves concurrent appends by itself, but an overwrite with a predicate, or a
+    write that creates a table or merges a new column into its schema, fails with "Metadata
+    changed since last commit" when another process committed in between (seen with parallel
+    dates of one dataset, and with parallel sources writing the shared quarantine and ops
+    tables). Serializing each table's delta-rs writes removes the race; the lock is dropped by
+    the kernel if its process dies. Across machines, ``var_dir`` must be shared (see
+    docs/runbooks.md).
+    """
+    import fcntl
+    import hashlib
+    import time
+
+    name = hashlib.sha256(path.rstrip("/").encode()).hexdigest()[:24]
+    lock = Path(get_settings().var_dir) / "locks" / "tables" / f"{name}.lock"
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    deadline = time.monotonic() + timeout
+    with lock.open("a") as handle:
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    from jobs.common.errors import CdpError
+
+                    raise CdpError(
+                        f"waited {timeout:.0f} s for another process writing {path}; is one "
+                        f"stuck? (its lock: {lock})"
+                    ) from None
+                time.sleep(0.05)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def replace_day_arrow(data: object, path: str, predicate: str, *, partition: bool) -> None:
     """Replace the rows matching `predicate` (a day, maybe one source's slice of it) with
     `data` (an Arrow table or record-batch reader) in one delta-rs commit, without Spark.
 
     Used for the small, frequent writes of ingestion and ops, where a Spark job's fixed cost
     dominated. Rows outside the predicate are refused. New columns are merged into the schema.
+    One writer per table at a time (`table_lock`).
     """
     from deltalake import write_deltalake
 
-    write_deltalake(
-        path,
-        data,
-        mode="overwrite",
-        predicate=predicate,
-        partition_by=["_logical_date"] if partition else None,
-        schema_mode="merge",
-        configuration=ARROW_TABLE_CONFIG,
-    )
+    with table_lock(path):
+        _add_missing_columns(path, data.schema)
+        write_deltalake(
+            path,
+            data,
+            mode="overwrite",
+            predicate=predicate,
+            partition_by=["_logical_date"] if partition else None,
+            schema_mode="merge",
+            configuration=ARROW_TABLE_CONFIG,
+        )
+
+
+def _add_missing_columns(path: str, schema) -> None:
+    """Give a table written by an older version the columns this write has (null in old rows)
+    before a predicate names them: delta-rs checks a predicate against the table's schema
+    before it merges the new one in, so `file = 'x'` on a lake without `file` would fail."""
+    from deltalake import DeltaTable, write_deltalake
+
+    if not is_delta(path):
+        return
+    present = set(DeltaTable(path).schema().to_arrow().names)
+    if all(name in present for name in schema.names):
+        return
+    write_deltalake(path, schema.empty_table(), mode="append", schema_mode="merge")
+
+
+def sql_literal(value: str) -> str:
+    """`value` as a SQL string literal for a delta-rs predicate: quoted, quotes doubled."""
+    return "'" + str(value).replace("'", "''") + "'"
 
 
 # Tables written by ingestion get a commit per source and day: checkpoint often, so opening one
@@ -65,9 +134,10 @@ ARROW_TABLE_CONFIG = {"delta.checkpointInterval": "10"}
 def append_arrow(table: object, path: str) -> None:
     from deltalake import write_deltalake
 
-    write_deltalake(
-        path, table, mode="append", schema_mode="merge", configuration=ARROW_TABLE_CONFIG
-    )
+    with table_lock(path):
+        write_deltalake(
+            path, table, mode="append", schema_mode="merge", configuration=ARROW_TABLE_CONFIG
+        )
 
 
 def compact(path: str, logical_date: date | None = None) -> int:
@@ -81,8 +151,9 @@ def compact(path: str, logical_date: date | None = None) -> int:
         return 0
     table = DeltaTable(path)
     filters = [("_logical_date", "=", logical_date.isoformat())] if logical_date else None
-    metrics = table.optimize.compact(partition_filters=filters)
-    table.create_checkpoint()
+    with table_lock(path):
+        metrics = table.optimize.compact(partition_filters=filters)
+        table.create_checkpoint()
     return int(metrics.get("numFilesRemoved", 0))
 
 
@@ -97,20 +168,30 @@ def overwrite(df: DataFrame, path: str) -> None:
     df.write.format("delta").mode("overwrite").option("overwriteSchema", "true").save(path)
 
 
-def merge_upsert(df: DataFrame, path: str, *, keys: list[str]) -> None:
-    """Insert new keys, update existing ones. Creates the table on first write."""
+def merge_upsert(df: DataFrame, path: str, *, keys: list[str], version: str | None = None) -> None:
+    """Insert new keys, update existing ones. Creates the table on first write.
+
+    With `version` (a column such as `_logical_date`), an existing row is updated only by a row
+    of the same or a later version: rerunning an older day never rolls a key back to the state
+    it had then. A table written before the column existed gets it (null: any version wins).
+    """
     from delta.tables import DeltaTable
 
     spark = df.sparkSession
     if not table_exists(spark, path):
         df.write.format("delta").save(path)
         return
+    target = DeltaTable.forPath(spark, path)
+    if version is not None and version not in target.toDF().columns:
+        kind = df.schema[version].dataType.simpleString()
+        spark.sql(f"ALTER TABLE delta.`{path}` ADD COLUMNS (`{version}` {kind})")
+        target = DeltaTable.forPath(spark, path)
     condition = " AND ".join(f"t.`{k}` = s.`{k}`" for k in keys)
+    newer = f"t.`{version}` IS NULL OR s.`{version}` >= t.`{version}`" if version else None
     (
-        DeltaTable.forPath(spark, path)
-        .alias("t")
+        target.alias("t")
         .merge(df.alias("s"), condition)
-        .whenMatchedUpdateAll()
+        .whenMatchedUpdateAll(condition=newer)
         .whenNotMatchedInsertAll()
         .execute()
     )
@@ -148,4 +229,12 @@ def register_tables(spark: SparkSession, settings: Settings | None = None) -> li
             spark.sql(f"DROP TABLE {qualified}")
         spark.sql(f"CREATE TABLE {qualified} USING DELTA LOCATION '{path}'")
         names.append(f"{layer}.{name}")
+    # Entries of tables this lake does not have (a session that switched lakes) would make a
+    # model that creates that table write to the other lake's location: drop them.
+    for layer in LAYERS:
+        if not spark.catalog.databaseExists(layer):
+            continue
+        for table in spark.catalog.listTables(layer):
+            if table.tableType != "VIEW" and f"{layer}.{table.name}" not in names:
+                spark.sql(f"DROP TABLE IF EXISTS `{layer}`.`{table.name}`")
     return names

@@ -7,17 +7,19 @@ the YAML file, so a key can never be committed by accident.
 from __future__ import annotations
 
 import os
+import secrets
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import yaml
-from pydantic import BaseModel, SecretStr
+from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
 )
+
+from jobs.common.yamlio import load_yaml
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
@@ -64,6 +66,16 @@ class AirflowSettings(BaseModel):
     # that family (soft fail) so the others still flow.
     sensor_poke_seconds: float = 300.0
     sensor_timeout_minutes: float = 360.0
+    # Runs of cdp_daily active at once: dates are independent, so one whose exports are late
+    # (its sensors rescheduled, holding no worker slot) never holds another date back.
+    max_active_runs: int = Field(default=4, ge=1)
+    # The pool (one slot) through which the steps writing the shared silver and gold tables
+    # take turns across runs; `cdp airflow`, `cdp dag-test` and `ensure_db` create it.
+    lake_writers_pool: str = "cdp_lake_writers"
+    # `cdp airflow` (scheduler, API server and DAG processor on the SQLite metadata DB): task
+    # slots of the LocalExecutor, and the API server's port (bound to 127.0.0.1 only).
+    parallelism: int = Field(default=4, ge=1)
+    api_port: int = Field(default=8080, ge=1, le=65535)
 
 
 class DbtSettings(BaseModel):
@@ -116,7 +128,7 @@ class _YamlSource(PydanticBaseSettingsSource):
         path = config_file()
         if not path.exists():
             return {}
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        data = load_yaml(path) or {}
         if not isinstance(data, dict):
             raise ValueError(f"{path}: expected a mapping of settings at the top level")
         return data
@@ -159,7 +171,7 @@ class Settings(BaseSettings):
 
     def model_post_init(self, __context: Any) -> None:
         if config_file().exists():
-            raw = yaml.safe_load(config_file().read_text(encoding="utf-8")) or {}
+            raw = load_yaml(config_file()) or {}
             if {"pii_hmac_key", "pii_hmac_key_file"} & set(raw):
                 raise ValueError(
                     f"{config_file()}: pii_hmac_key must come from the environment "
@@ -213,3 +225,19 @@ class Settings(BaseSettings):
 def get_settings() -> Settings:
     """The settings of this process. Tests call `get_settings.cache_clear()` after changing env."""
     return Settings()
+
+
+def ensure_local_key(settings: Settings) -> None:
+    """For the embedded demo only: a random PII key in var/secrets (git-ignored, mode 600).
+
+    Production sets CDP_PII_HMAC_KEY from its secret store; the repo never holds a key.
+    """
+    if os.environ.get("CDP_PII_HMAC_KEY") or os.environ.get("CDP_PII_HMAC_KEY_FILE"):
+        return
+    path = Path(settings.var_dir) / "secrets" / "pii_hmac.key"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_hex(32))
+        path.chmod(0o600)
+    os.environ["CDP_PII_HMAC_KEY_FILE"] = str(path)
+    get_settings.cache_clear()

@@ -28,22 +28,27 @@ The mapping file (YAML; see docs/examples/import_orders_mapping.yaml)::
       下单时间: {field: created, type: datetime}   # `type`, if given, must agree with it
       订单状态:
         field: status
-        values: {已完成: completed, 已关闭: closed}  # value map: any other value is quarantined
+        values: {已完成: completed, 已关闭: closed}  # value map: another value is a bad value
+    delimiter: ";"          # optional, .csv only: the field separator (default ',')
 
-Types are ``string | decimal | int | datetime`` (see `jobs.ingest.records.coerce`). Columns the
-mapping does not name are kept in ``_extra``, never dropped. The file's format comes from its
-extension: ``.csv``, ``.xlsx``, ``.parquet``, ``.jsonl`` / ``.json`` (JSON lines).
+Types are ``string | decimal | int | datetime | date`` (see `jobs.ingest.records.coerce`).
+Columns the mapping does not name are kept in ``_extra``, never dropped. The file's format
+comes from its extension, in any case: ``.csv``, ``.xlsx``, ``.parquet``, ``.jsonl`` /
+``.json`` (JSON lines). A bad value follows one policy (jobs/ingest/field_roles.yaml): a bad
+required field or identifier quarantines the row, any other bad field lands as null with its
+reason counted (ops.field_issues) and its text kept in the row's ``_issues``.
 
-Rows land in ``bronze.import_<source>_<dataset>`` for the logical date, replacing that date's
-rows: importing the same file again adds nothing; a second, different file for the same source,
-dataset and date replaces the first.
+Rows land in ``bronze.import_<source>_<dataset>`` for the logical date, keyed on the file
+(`import_key`): importing the same file again changes nothing; a second, different file for the
+same date (part 2 of an export) adds its rows; a re-sent file with new bytes replaces only its
+own rows, and is refused if it has fewer lines unless ``--allow-shrink``. A wrongly imported
+file is taken out with ``cdp retract``. The imported file is kept under the landing area's
+``_imports/`` so an interrupted import can be completed and its quarantine replayed.
 """
 
 from __future__ import annotations
 
 import codecs
-import csv
-import io
 import itertools
 import json
 import re
@@ -52,15 +57,18 @@ from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
-import yaml
-
 from jobs.common.errors import CdpError
+from jobs.common.masking import mask_pii, mask_value
+from jobs.common.yamlio import load_yaml
 from jobs.ingest.records import (
     Record,
     Rejected,
-    decode,
+    csv_records,
+    decode_lines,
+    delimiter_hint,
     parquet_rows,
     parse_file,
+    sheets_with_data,
     xlsx_rows,
 )
 from jobs.ingest.spec import FIELD_TYPES, SCHEMAS_DIR, Column, SourceSpec, load_specs
@@ -79,6 +87,7 @@ EXTENSIONS = {
 }
 _SOURCE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 _DATETIME_PATTERN = "^\\d{4}-\\d{2}-\\d{2}T"
+_DATE_PATTERN = "^\\d{4}-\\d{2}-\\d{2}"
 # How many first lines of a JSON-lines file show which paths it has (for the up-front check).
 _JSON_HEADER_LINES = 1000
 
@@ -101,8 +110,11 @@ def _field_type(prop: dict) -> str:
         return "decimal"
     if "integer" in types:
         return "int"
-    if str(prop.get("pattern", "")).startswith(_DATETIME_PATTERN):
+    pattern = str(prop.get("pattern", ""))
+    if pattern.startswith(_DATETIME_PATTERN):
         return "datetime"
+    if pattern.startswith(_DATE_PATTERN):
+        return "date"
     return "string"
 
 
@@ -191,10 +203,11 @@ def build_spec(
     tgt = target(dataset)
     if not isinstance(mapping, dict):
         raise CdpError(f"{where}: expected a YAML mapping with `columns:`")
-    unknown = set(mapping) - {"columns", "sheet", "encoding"}
+    unknown = set(mapping) - {"columns", "sheet", "encoding", "delimiter"}
     if unknown:
         raise CdpError(
-            f"{where}: unknown key(s) {sorted(unknown)}; expected columns, sheet, encoding"
+            f"{where}: unknown key(s) {sorted(unknown)}; expected columns, sheet, encoding, "
+            "delimiter"
         )
     columns, values = _columns(mapping.get("columns"), where, tgt)
     fields = [c.field for c in columns]
@@ -211,6 +224,15 @@ def build_spec(
             f"{where}: {dataset} need at least one of {', '.join(tgt.one_of)}; map a column to one"
         )
     sheet, encoding = mapping.get("sheet"), mapping.get("encoding")
+    delimiter = mapping.get("delimiter", ",")
+    if delimiter != ",":
+        if fmt != "csv":
+            raise CdpError(f"{where}: `delimiter:` is for .csv files, this one is {fmt}")
+        if not isinstance(delimiter, str) or len(delimiter) != 1 or delimiter in '"\r\n':
+            raise CdpError(
+                f"{where}: `delimiter:` must be one character such as ';' or a tab ('\\t'), "
+                f"got {delimiter!r}"
+            )
     if sheet is not None and fmt != "xlsx":
         raise CdpError(f"{where}: `sheet:` is for .xlsx files, this one is {fmt}")
     if encoding is not None:
@@ -232,23 +254,21 @@ def build_spec(
         values=values,
         sheet=None if sheet is None else str(sheet),
         encoding=encoding,
+        delimiter=delimiter,
     )
 
 
 def load_mapping(path: Path, *, source: str, dataset: str, fmt: str) -> SourceSpec:
     if not path.is_file():
         raise CdpError(f"mapping {path} does not exist")
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise CdpError(f"mapping {path}: not valid UTF-8 YAML ({exc})") from exc
+    raw = load_yaml(path, f"mapping {path}")
     return build_spec(raw, source=source, dataset=dataset, fmt=fmt, where=f"mapping {path.name}")
 
 
-def _json_paths(text: str) -> set[str]:
+def _json_paths(lines: list[str]) -> set[str]:
     """Top-level keys of the first JSON objects of a JSON-lines file (unparseable lines skipped)."""
     keys: set[str] = set()
-    for raw in itertools.islice(text.split("\n"), _JSON_HEADER_LINES):
+    for raw in itertools.islice(lines, _JSON_HEADER_LINES):
         try:
             obj = json.loads(raw)
         except json.JSONDecodeError:
@@ -261,8 +281,11 @@ def _json_paths(text: str) -> set[str]:
 def inspect_file(path: Path, spec: SourceSpec) -> tuple[list[str], str | None]:
     """(the file's columns, its detected text encoding or None): read before any row is parsed.
 
-    Raises CdpError when the file cannot be read, or when the mapping names columns the file does
-    not have (all of them, with the columns the file has).
+    Raises CdpError (one line naming the file) when the file cannot be read as the mapping says:
+    not readable at all, a header naming a mapped column twice, a workbook with data on several
+    sheets and no `sheet:`, or a mapping naming columns the file does not have (all of them,
+    with the columns the file has, and a hint when the file looks ';'- or tab-delimited). Bad
+    lines are not a reason to refuse: they are quarantined line by line.
     """
     if not path.is_file():
         raise CdpError(f"{path} does not exist")
@@ -270,30 +293,53 @@ def inspect_file(path: Path, spec: SourceSpec) -> tuple[list[str], str | None]:
     encoding = None
     try:
         if spec.format in ("csv", "jsonl"):
-            text, encoding = decode(data, spec.encoding)
+            lines, encoding, bad = decode_lines(data, spec.encoding)
             if spec.format == "csv":
-                header = [h.strip() for h in next(csv.reader(io.StringIO(text)), [])]
+                first = next(csv_records(lines, spec.delimiter, bad), None)
+                if first is not None and first[2] is None:
+                    raise CdpError(f"{path.name}: line {first[0]} (the header): {first[3]}")
+                header = [h.strip() for h in first[2]] if first else []
             else:
-                if text.lstrip().startswith("["):
+                if "\n".join(lines[:1]).lstrip().startswith("["):
                     raise CdpError(
                         f"{path.name}: a JSON array; export JSON lines (one object per line)"
                     )
-                header = sorted(_json_paths(text))
+                header = sorted(_json_paths(lines))
         elif spec.format == "xlsx":
             header, rows = xlsx_rows(data, spec.sheet)
             rows.close()
+            if spec.sheet is None:
+                sheets = sheets_with_data(data)
+                if len(sheets) > 1:
+                    raise CdpError(
+                        f"{path.name}: the workbook has data on {len(sheets)} sheets "
+                        f"({', '.join(sheets)}); only one is read per import: name it with "
+                        "`sheet:` in the mapping and import each sheet on its own"
+                    )
         else:
             header, _rows = parquet_rows(data)
     except (ValueError, UnicodeDecodeError) as exc:
         raise CdpError(f"{path.name}: {exc}") from exc
+    if spec.format != "jsonl":
+        twice = sorted(
+            {h for h in header if h and header.count(h) > 1} & {c.header for c in spec.columns}
+        )
+        if twice:
+            where = ", ".join(str(i + 1) for i, h in enumerate(header) if h == twice[0])
+            raise CdpError(
+                f"{path.name}: the header names column {twice[0]!r} more than once (columns "
+                f"{where}); which one the mapping means is ambiguous: rename or remove one"
+            )
     if spec.format == "jsonl":
         unknown = [c.header for c in spec.columns if c.path[0] not in header]
     else:
         unknown = [c.header for c in spec.columns if c.header not in header]
-    if unknown:
+    if unknown and any(header):  # an empty file has no header: ingestion decides (a re-send?)
+        hint = delimiter_hint(header, spec.delimiter) if spec.format == "csv" else ""
         raise CdpError(
             f"{path.name}: the mapping names column(s) the file does not have: "
             f"{', '.join(unknown)}; the file has: {', '.join(h for h in header if h) or 'nothing'}"
+            f"{hint}"
         )
     return header, encoding
 
@@ -318,10 +364,11 @@ MAX_REASON_GROUPS = 50
 
 
 def reason_pattern(reason: str) -> str:
-    """A rejection reason with the offending value masked, so alike rejections group together."""
+    """A rejection reason with the offending value masked, so alike rejections group together
+    (and no personal data reaches the screen)."""
     for pattern, repl in _MASKS:
         reason = pattern.sub(repl, reason)
-    return reason
+    return mask_pii(reason)
 
 
 @dataclass
@@ -341,6 +388,8 @@ class DryRun:
     would_land: int = 0
     preview: list[Record] = field(default_factory=list)
     reasons: dict[str, ReasonGroup] = field(default_factory=dict)
+    # Bad optional values that would land as null (and identifiers kept but flagged), by reason.
+    issues: dict[str, ReasonGroup] = field(default_factory=dict)
 
     @property
     def would_quarantine(self) -> int:
@@ -356,20 +405,26 @@ def summarize(
     items: Iterator[Record | Rejected], report: DryRun, *, preview: int, lines_per_reason: int = 5
 ) -> DryRun:
     """Count records and rejections into `report`, keeping only bounded samples (pure)."""
-    for item in items:
-        report.rows_read += 1
-        if isinstance(item, Record):
-            report.would_land += 1
-            if len(report.preview) < preview:
-                report.preview.append(item)
-            continue
-        key = reason_pattern(item.reason)
-        if key not in report.reasons and len(report.reasons) >= MAX_REASON_GROUPS:
+
+    def count(groups: dict[str, ReasonGroup], reason: str, line: int) -> None:
+        key = reason_pattern(reason)
+        if key not in groups and len(groups) >= MAX_REASON_GROUPS:
             key = "(other reasons)"
-        group = report.reasons.setdefault(key, ReasonGroup(key))
+        group = groups.setdefault(key, ReasonGroup(key))
         group.rows += 1
         if len(group.lines) < lines_per_reason:
-            group.lines.append(item.line)
+            group.lines.append(line)
+
+    for item in items:
+        report.rows_read += item.lines
+        if isinstance(item, Record):
+            report.would_land += item.lines
+            if len(report.preview) < preview:
+                report.preview.append(item)
+            for issue in item.issues:
+                count(report.issues, f"field {issue.field!r} ({issue.reason})", item.line)
+            continue
+        count(report.reasons, item.reason, item.line)
     return report
 
 
@@ -403,11 +458,11 @@ def render_dry_run(report: DryRun, console) -> None:
     table.add_column("line", justify="right")
     for c in spec.columns:
         table.add_column(f"{c.field}\n[dim]{c.header}[/]", overflow="fold")
-    for rec in report.preview:
+    for rec in report.preview:  # personal data masked: a preview is shown, not stored
         table.add_row(
             str(rec.line),
             *(
-                "" if rec.values[c.field] is None else str(rec.values[c.field])
+                "" if rec.values[c.field] is None else mask_value(c.field, rec.values[c.field])
                 for c in spec.columns
             ),
         )
@@ -416,34 +471,89 @@ def render_dry_run(report: DryRun, console) -> None:
         f"rows read {report.rows_read}: would land {report.would_land}, "
         f"would be quarantined {report.would_quarantine}"
     )
+    if report.issues:
+        console.print(
+            _groups_table("would land with a field nulled or flagged, by reason", report.issues)
+        )
     if report.reasons:
-        reasons = Table(title="would be quarantined, by reason")
-        reasons.add_column("reason")
-        reasons.add_column("rows", justify="right")
-        reasons.add_column("first lines")
-        for group in sorted(report.reasons.values(), key=lambda g: -g.rows):
-            more = ", …" if group.rows > len(group.lines) else ""
-            reasons.add_row(group.pattern, str(group.rows), ", ".join(map(str, group.lines)) + more)
-        console.print(reasons)
+        console.print(_groups_table("would be quarantined, by reason", report.reasons))
+
+
+def _groups_table(title: str, groups: dict[str, ReasonGroup]):
+    from rich.table import Table
+
+    table = Table(title=title)
+    table.add_column("reason")
+    table.add_column("rows", justify="right")
+    table.add_column("first lines")
+    for group in sorted(groups.values(), key=lambda g: -g.rows):
+        more = ", …" if group.rows > len(group.lines) else ""
+        table.add_row(group.pattern, str(group.rows), ", ".join(map(str, group.lines)) + more)
+    return table
 
 
 # --- real run ----------------------------------------------------------------------------------
 
 
-def run_import(path: Path, spec: SourceSpec, logical_date: date, *, settings=None):
-    """Import the file into bronze for `logical_date` (replacing that date's import), reconciled.
+def import_key(spec: SourceSpec, logical_date: date, name: str) -> str:
+    """An imported file's identity in the lake (`_file`): its source, dataset, date and name,
+    plus the sheet when one was named (two sheets of one workbook are two parts)."""
+    sheet = f"#{spec.sheet}" if spec.sheet else ""
+    return f"import/{spec.source}/{spec.dataset}/dt={logical_date}/{name}{sheet}"
 
-    Returns `jobs.ingest.bronze.IngestResult`. No Spark: bronze is written through delta-rs.
+
+def keep_copy(path: Path, spec: SourceSpec, logical_date: date, settings) -> Path | object:
+    """Copy the imported file into the landing area (``_imports/...``) before anything is
+    written, so a batch a crash interrupted can be redone, and quarantine can be replayed, from
+    the file as it was imported. Same bytes already there: nothing copied."""
+    import pyarrow.fs as pafs
+
+    from jobs.ingest.landing import open_location
+
+    folder = (
+        f"{settings.landing_root.rstrip('/')}/_imports/{spec.source}/{spec.dataset}/"
+        f"dt={logical_date}"
+    )
+    target = f"{folder}/{path.name}"
+    copy = open_location(target)
+    data = path.read_bytes()
+    if copy.exists() and copy.read_bytes() == data:
+        return copy
+    if isinstance(copy, Path):
+        copy.parent.mkdir(parents=True, exist_ok=True)
+        partial = copy.with_name(f".{copy.name}.partial")
+        partial.write_bytes(data)
+        partial.replace(copy)  # atomic: a crash never leaves half a copy under the real name
+        return copy
+    fs, where = pafs.FileSystem.from_uri(target)
+    fs.create_dir(where.rsplit("/", 1)[0], recursive=True)
+    with fs.open_output_stream(where) as out:
+        out.write(data)
+    return copy
+
+
+def run_import(
+    path: Path, spec: SourceSpec, logical_date: date, *, settings=None, allow_shrink: bool = False
+):
+    """Import the file into bronze for `logical_date`, reconciled.
+
+    Keyed on the file (`import_key`): importing the same file again changes nothing, another
+    file (part 2 of an export) adds its rows, a re-sent file with new bytes replaces only its
+    own rows (refused if it has fewer lines, unless `allow_shrink`). Returns
+    `jobs.ingest.bronze.IngestResult`. No Spark: bronze is written through delta-rs.
     """
     from jobs.common.settings import get_settings
     from jobs.ingest.bronze import ingest_files
 
+    settings = settings or get_settings()
     inspect_file(path, spec)
+    copy = keep_copy(path, spec, logical_date, settings)
+    key = import_key(spec, logical_date, path.name)
     return ingest_files(
         spec,
         logical_date,
-        [path],
-        folder=path.parent,
-        label=f"import/{spec.source}",
-        settings=settings or get_settings(),
+        [(copy, key)],
+        run_key=key,
+        settings=settings,
+        allow_shrink=allow_shrink,
     )

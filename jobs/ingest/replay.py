@@ -15,7 +15,7 @@ from datetime import date
 
 from jobs.common import duck
 from jobs.common.settings import Settings, get_settings
-from jobs.ingest.bronze import QUARANTINE_TABLE, ingest
+from jobs.ingest.bronze import QUARANTINE_TABLE, ingest, reingest_file
 
 
 @dataclass(frozen=True)
@@ -24,7 +24,7 @@ class ReplayResult:
     logical_date: date
     quarantined_before: int
     quarantined_after: int
-    bronze_after: int  # -1: not replayable here (a `cdp import` batch: rerun the import)
+    bronze_after: int  # lines in bronze for the replayed files afterwards
 
     @property
     def released(self) -> int:
@@ -74,11 +74,29 @@ def replay(
     specs = load_specs()
     results = []
     for key, day, before in quarantined_days(settings, source_key, since, until):
-        if key not in specs:
-            # A `cdp import` batch: its file and mapping live with whoever imported it, so the
-            # replay is that import run again; counted here, never re-ingested blindly.
-            results.append(ReplayResult(key, day, before, before, -1))
+        if key in specs:
+            r = ingest(key, day, settings=settings)
+            results.append(ReplayResult(key, day, before, r.rows_quarantined, r.rows_bronze))
             continue
-        r = ingest(key, day, settings=settings)
-        results.append(ReplayResult(key, day, before, r.rows_quarantined, r.rows_bronze))
+        # A `cdp import`: each imported file of the day is re-read from the copy the import
+        # kept, with the mapping it was imported with (the journal has both).
+        after = bronze = 0
+        for file_key in quarantined_files(settings, key, day):
+            r = reingest_file(key, file_key, settings=settings)
+            after += r.rows_quarantined
+            bronze += r.rows_bronze
+        results.append(ReplayResult(key, day, before, after, bronze))
     return results
+
+
+def quarantined_files(settings: Settings, source_key: str, day: date) -> list[str]:
+    """Keys of the files of one dataset and day that have quarantined rows."""
+    con = duck.connect(settings, layers=("quarantine",))
+    return [
+        row[0]
+        for row in con.execute(
+            f"select distinct file from quarantine.{QUARANTINE_TABLE} "
+            "where source || '.' || dataset = ? and _logical_date = ? order by 1",
+            [source_key, day],
+        ).fetchall()
+    ]

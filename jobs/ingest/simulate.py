@@ -27,9 +27,8 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import overload
 
-import yaml
-
 from jobs.common.errors import CdpError
+from jobs.common.yamlio import load_yaml
 from jobs.ingest.spec import get_spec
 
 TMALL_RATE = 0.05  # default Tmall orders per person per day; the other platforms scale with it
@@ -123,7 +122,7 @@ class Mess:
     @classmethod
     def from_yaml(cls, path: Path) -> Mess:
         """Rates from a YAML mapping (missing keys keep their defaults)."""
-        raw = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+        raw = load_yaml(Path(path)) or {}
         known = {f.name for f in fields(cls)}
         if not isinstance(raw, dict) or set(raw) - known:
             unknown = sorted(set(raw) - known) if isinstance(raw, dict) else raw

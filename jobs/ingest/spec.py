@@ -15,18 +15,18 @@ encoding when detection (UTF-8 with or without BOM, else GB18030) is not wanted.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+import re
+from dataclasses import asdict, dataclass, field
 from functools import cache
 from pathlib import Path
 
-import yaml
-
 from jobs.common.errors import CdpError
 from jobs.common.settings import PROJECT_ROOT
+from jobs.common.yamlio import load_yaml
 
 SPECS_DIR = Path(__file__).parent / "sources"
 SCHEMAS_DIR = PROJECT_ROOT / "schemas"
-FIELD_TYPES = ("string", "decimal", "int", "datetime")
+FIELD_TYPES = ("string", "decimal", "int", "datetime", "date")
 FORMATS = ("csv", "jsonl", "xlsx", "parquet")
 
 
@@ -58,6 +58,7 @@ class SourceSpec:
     # The datetime field saying when a record happened (an order's creation). Records of days
     # before the file's day are late: they land, and their days are marked for recompute.
     event_time: str | None = None
+    delimiter: str = ","  # csv: the field separator (a brand's export may use ';' or a tab)
 
     @property
     def key(self) -> str:
@@ -75,7 +76,7 @@ class SourceSpec:
 
 
 def _parse(path: Path) -> SourceSpec:
-    raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    raw = load_yaml(path)
     try:
         columns = tuple(
             Column(header=str(h), field=c["field"], type=c.get("type", "string"))
@@ -93,6 +94,7 @@ def _parse(path: Path) -> SourceSpec:
             sheet=raw.get("sheet"),
             encoding=raw.get("encoding"),
             event_time=raw.get("event_time"),
+            delimiter=raw.get("delimiter", ","),
         )
     except (KeyError, TypeError, AttributeError) as exc:
         raise CdpError(f"{path}: invalid source spec ({exc!r})") from exc
@@ -112,6 +114,34 @@ def _parse(path: Path) -> SourceSpec:
     return spec
 
 
+ROLES_FILE = Path(__file__).parent / "field_roles.yaml"
+
+
+@dataclass(frozen=True)
+class FieldRoles:
+    """Which fields are identifiers and which are phone numbers (jobs/ingest/field_roles.yaml)."""
+
+    identifier: re.Pattern
+    phone: re.Pattern
+
+    def is_identifier(self, field: str) -> bool:
+        return bool(self.identifier.fullmatch(field) or self.phone.fullmatch(field))
+
+    def is_phone(self, field: str) -> bool:
+        return bool(self.phone.fullmatch(field))
+
+
+@cache
+def field_roles() -> FieldRoles:
+    raw = load_yaml(ROLES_FILE)
+    if not isinstance(raw, dict) or set(raw) != {"identifier", "phone"}:
+        raise CdpError(f"{ROLES_FILE}: expected the keys identifier and phone")
+    return FieldRoles(
+        identifier=re.compile("|".join(f"(?:{p})" for p in raw["identifier"])),
+        phone=re.compile("|".join(f"(?:{p})" for p in raw["phone"])),
+    )
+
+
 @cache
 def load_specs() -> dict[str, SourceSpec]:
     specs = [_parse(p) for p in sorted(SPECS_DIR.glob("*.yaml"))]
@@ -123,3 +153,15 @@ def get_spec(key: str) -> SourceSpec:
     if key not in specs:
         raise CdpError(f"unknown source {key!r}; known: {', '.join(sorted(specs))}")
     return specs[key]
+
+
+def spec_to_json(spec: SourceSpec) -> str:
+    """A spec as JSON (the ingestion journal keeps it, so a `cdp import` batch, which has no spec
+    file, can be redone after a crash)."""
+    return json.dumps(asdict(spec), ensure_ascii=False)  # key order is meaning (value maps)
+
+
+def spec_from_json(text: str) -> SourceSpec:
+    raw = json.loads(text)
+    raw["columns"] = tuple(Column(**c) for c in raw["columns"])
+    return SourceSpec(**raw)

@@ -7,7 +7,10 @@ Why this shape:
 - Every expectation carries ``meta.level``: ``block`` (a failure stops downstream work, see
   `enforce`) or ``warn`` (recorded in ops/quality_results only).
 - `validate` returns a plain `QualityReport` (no GX objects), so callers, Airflow XComs and tests
-  never depend on GX's result classes, and `results_table` turns it into rows for the Delta table.
+  never depend on GX's result classes, and `results_table` turns it into rows for the Delta table
+  (`write_results` replaces a run's rows: one set per suite and run id, however often rerun).
+- Failing values are quoted as samples, masked with jobs.common.masking (personal-data columns
+  entirely): ops.quality_results and the report files are read by analysts.
 - GX is imported lazily: importing this module stays cheap (Airflow parses DAG files often).
 """
 
@@ -23,7 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from jobs.common.errors import CdpError, QualityGateFailed
-from jobs.common.masking import mask_pii
+from jobs.common.masking import is_personal_field, mask_pii, mask_value
 from jobs.common.settings import PROJECT_ROOT
 
 if TYPE_CHECKING:
@@ -282,7 +285,7 @@ def _flatten(suite_result: Any, ids: list[str | None]) -> list[ExpectationResult
                     column=_column(kwargs),
                     level=(config.meta or {}).get("level", "block"),
                     success=bool(res.success),
-                    details=_details(res.result or {}, res.exception_info or {}),
+                    details=_details(res.result or {}, res.exception_info or {}, _column(kwargs)),
                 ),
             )
         )
@@ -299,7 +302,9 @@ def _column(kwargs: dict) -> str | None:
     return None
 
 
-def _details(result: dict, exception_info: dict) -> str:
+def _details(result: dict, exception_info: dict, column: str | None = None) -> str:
+    """The outcome as one short line; never a raw personal value: samples of a personal-data
+    column are `***`, everything else goes through `mask_pii`."""
     error = _exception_message(exception_info)
     if error:
         text = f"error: {error}"
@@ -310,14 +315,24 @@ def _details(result: dict, exception_info: dict) -> str:
         sample = result.get("partial_unexpected_list") or []
         if result["unexpected_count"] and sample:
             # Samples may quote raw personal data (bronze): never let it reach ops or reports.
-            text += f", e.g. {mask_pii(_short(sample))}"
+            text += f", e.g. {_sample(sample, column)}"
     elif isinstance(result.get("details"), dict) and result["details"].get("mismatched"):
         text = f"mismatched {_short(result['details']['mismatched'])}"
     elif "observed_value" in result:
-        text = f"observed {_short(result['observed_value'])}"
+        observed = result["observed_value"]
+        # e.g. the max of a phone column: a value of the column, masked like a sample
+        shown = "***" if is_personal_field(column) and observed is not None else _short(observed)
+        text = f"observed {shown}"
     else:
         text = ""
-    return _one_line(text)[:_DETAILS_MAX]
+    return mask_pii(_one_line(text))[:_DETAILS_MAX]
+
+
+def _sample(values: list, column: str | None) -> str:
+    """Failing values as `[v1, v2]`, each through `mask_value` (whole values of personal-data
+    columns hidden)."""
+    shown = ("null" if v is None else mask_value(column, repr(v)) for v in values)
+    return "[" + ", ".join(shown) + "]"
 
 
 def _exception_message(info: dict) -> str | None:
@@ -355,8 +370,9 @@ RESULTS_COLUMNS = (
 
 
 def results_table(report: QualityReport) -> pa.Table:
-    """The report as rows for ops.quality_results (append with `lake.append_arrow`): one writer
-    for both engines, and no Spark job for a few rows."""
+    """The report as rows for ops.quality_results (see `write_results`): one writer for both
+    engines, and no Spark job for a few rows. Analysts read this table: details are masked
+    again here, whoever built the report."""
     import pyarrow as pa
 
     schema = pa.schema(
@@ -380,11 +396,20 @@ def results_table(report: QualityReport) -> pa.Table:
             "column": r.column,
             "level": r.level,
             "success": r.success,
-            "details": r.details,
+            "details": mask_pii(r.details),
         }
         for r in report.results
     ]
     return pa.Table.from_pylist(rows, schema=schema)
+
+
+def write_results(report: QualityReport, path: str) -> None:
+    """Put the report's rows into ops.quality_results at `path`, replacing the rows of its run
+    (suite and run id) in one delta-rs commit: a rerun leaves one set of rows, never two."""
+    from jobs.common.lake import replace_day_arrow, sql_literal
+
+    predicate = f"suite = {sql_literal(report.suite)} AND run_id = {sql_literal(report.run_id)}"
+    replace_day_arrow(results_table(report), path, predicate, partition=False)
 
 
 def write_report(report: QualityReport, folder: Path) -> Path:
@@ -403,7 +428,7 @@ def enforce(report: QualityReport) -> None:
     if not failed:
         return
     listed = "; ".join(
-        f"{r.expectation}({r.column or 'table'}): {r.details or 'failed'}" for r in failed
+        f"{r.expectation}({r.column or 'table'}): {mask_pii(r.details) or 'failed'}" for r in failed
     )
     raise QualityGateFailed(
         _one_line(
@@ -426,7 +451,8 @@ def enforce_all(reports: list[QualityReport]) -> None:
 
 
 def render_text(report: QualityReport) -> str:
-    """A short human-readable report (CLI output, Airflow task log)."""
+    """A short human-readable report (CLI output, Airflow task log, `write_report`'s file);
+    details masked with `mask_pii`."""
     passed = sum(r.success for r in report.results)
     verdict = "PASS" if report.success_blocking else "BLOCKED"
     warnings = len(report.failed_warnings)
@@ -440,6 +466,7 @@ def render_text(report: QualityReport) -> str:
     for r in report.results:
         status = "ok  " if r.success else ("FAIL" if r.level == "block" else "WARN")
         lines.append(
-            f"  {status} {r.level:<5} {r.expectation} [{r.column or 'table'}] {r.details}".rstrip()
+            f"  {status} {r.level:<5} {r.expectation} [{r.column or 'table'}] "
+            f"{mask_pii(r.details)}".rstrip()
         )
     return "\n".join(lines)

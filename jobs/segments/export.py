@@ -17,11 +17,10 @@ from datetime import UTC, date, datetime
 from functools import lru_cache
 from pathlib import Path
 
-import yaml
-
 from jobs.common import duck
 from jobs.common.errors import CdpError
 from jobs.common.settings import Settings, get_settings
+from jobs.common.yamlio import load_yaml
 
 DEFINITIONS = Path(__file__).parent / "definitions.yaml"
 SOURCE_TABLE = "gold.customer_360"
@@ -47,7 +46,7 @@ class ExportResult:
 
 @lru_cache(maxsize=1)
 def load_segments(path: Path = DEFINITIONS) -> dict[str, Segment]:
-    raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    raw = load_yaml(path) or {}
     return {
         name: Segment(name, spec.get("description", ""), spec["where"])
         for name, spec in (raw.get("segments") or {}).items()
@@ -88,17 +87,15 @@ def export_segment(
     settings = settings or get_settings()
     as_of = as_of or date.today()
     segment = get_segment(name)
-    con = duck.connect(settings)
+    # The analyst path: silver, gold and ops only, locked (a definition is SQL people write).
+    con = duck.connect(settings, layers=duck.ANALYST_LAYERS)
     tables = duck.table_names(con)
     if SOURCE_TABLE not in tables:
         raise CdpError(f"{SOURCE_TABLE} does not exist yet: run the daily batch first")
     try:
-        matched = {
-            r[0]
-            for r in con.execute(
-                f"select customer_key from {SOURCE_TABLE} where {segment.where}"
-            ).fetchall()
-        }
+        sql = f"select customer_key from {SOURCE_TABLE} where {segment.where}"
+        duck.check_read_only(sql)
+        matched = {r[0] for r in con.execute(sql).fetchall()}
     except Exception as exc:  # duckdb raises several error types for a bad predicate
         raise CdpError(f"segment {name!r}: invalid where clause {segment.where!r}: {exc}") from exc
     optouts: set[str] = set()

@@ -50,23 +50,33 @@ def test_every_family_waits_then_maps_ingestion_between_pull_and_the_gate():
         ingest = dag.get_task(f"ingest_{family}.ingest")
         assert sensor.upstream_task_ids == {"pull"}
         assert sensor.soft_fail
-        assert sensor.mode == "poke"
+        assert sensor.mode == "reschedule"  # frees its worker slot between pokes
         assert ingest.upstream_task_ids == {sensor.task_id}
         # mapped over the family's source datasets
         assert ingest.op_kwargs_expand_input.value["source_key"] == families[family]
         ingests.add(ingest.task_id)
     gate = dag.get_task("check_bronze")
     assert gate.upstream_task_ids == ingests
-    assert gate.trigger_rule == "none_failed"  # a skipped family doesn't stop the others
+    # a skipped family doesn't stop the others; all of them skipped: nothing to check
+    assert gate.trigger_rule == "none_failed_min_one_success"
     for upstream, downstream in itertools.pairwise(
         ["check_bronze", "build_silver", "publish_marts", "export_segments"]
     ):
         assert dag.get_task(downstream).upstream_task_ids == {upstream}
-    assert dag.get_task("pull").upstream_task_ids == set()
+    assert dag.get_task("pull").upstream_task_ids == {"preflight"}
+    assert dag.get_task("preflight").upstream_task_ids == set()
+    assert dag.get_task("preflight").retries == 0
     maintain = dag.get_task("maintain_lake")
     assert maintain.upstream_task_ids == {"export_segments"}
     assert maintain.trigger_rule == "all_success"  # an all-done leaf would hide failed runs
-    steps = {"pull", "check_bronze", "build_silver", "publish_marts", "export_segments"}
+    steps = {
+        "preflight",
+        "pull",
+        "check_bronze",
+        "build_silver",
+        "publish_marts",
+        "export_segments",
+    }
     steps.add("maintain_lake")
     sensors = {f"ingest_{f}.wait_for_exports" for f in families}
     assert set(dag.task_ids) == steps | ingests | sensors

@@ -6,7 +6,9 @@ imported inside the task bodies. Each check runs Airflow in a subprocess with th
 Airflow environment (`jobs.common.airflow_env`), so nothing Airflow configures leaks into the
 pytest process and the files see the same configuration as under `airflow dags test`.
 
-Set CDP_DAGS_DIR to check another folder (the default is the repository's dags/).
+Sensors must not hold worker slots while they wait (reschedule or deferrable, with a timeout):
+under the real scheduler a poke-mode sensor waiting hours for a late export starves every other
+run. Set CDP_DAGS_DIR to check another folder (the default is the repository's dags/).
 """
 
 from __future__ import annotations
@@ -34,6 +36,11 @@ IMPORT_BUDGET_SECONDS = 2.0
 HEAVY_MODULES = frozenset({"pyspark", "py4j", "delta", "great_expectations", "dbt"})
 # A max_active_runs_per_dag default no one would choose, to tell "unset" from "set".
 _SENTINEL_MAX_ACTIVE_RUNS = 987_654
+# Longest a sensor may wait before its run moves on (Airflow's default is 7 days).
+MAX_SENSOR_TIMEOUT_SECONDS = 24 * 3600
+# cdp_daily's steps that rewrite tables shared by every date (silver, gold, ops): they must take
+# turns across runs through the one-slot pool, in the order of the chain.
+CDP_DAILY_LAKE_WRITERS = ("build_silver", "publish_marts", "export_segments", "maintain_lake")
 
 # Loads the folder twice, with opposite defaults for catchup and max_active_runs: a DAG whose
 # value follows the default did not set it. The DagBag raises on cycles; check_cycle() again
@@ -42,6 +49,7 @@ _DAGBAG_PROBE = textwrap.dedent(
     """
     import json, os, sys
     from airflow.dag_processing.dagbag import DagBag
+    from airflow.sdk.bases.sensor import BaseSensorOperator
 
     folder, sentinel, out = sys.argv[1], int(sys.argv[2]), sys.argv[3]
     loads = []
@@ -63,7 +71,18 @@ _DAGBAG_PROBE = textwrap.dedent(
                 "max_active_runs": dag.max_active_runs,
                 "cycle": cycle,
                 "tasks": {
-                    t.task_id: {"owner": t.owner, "retries": t.retries} for t in dag.tasks
+                    t.task_id: {
+                        "owner": t.owner,
+                        "retries": t.retries,
+                        "pool": t.pool,
+                        "weight_rule": str(getattr(t.weight_rule, "value", t.weight_rule)),
+                        "sensor": isinstance(t, BaseSensorOperator),
+                        "mode": getattr(t, "mode", None),
+                        "deferrable": bool(getattr(t, "deferrable", False)),
+                        "timeout": getattr(t, "timeout", None),
+                        "soft_fail": getattr(t, "soft_fail", None),
+                    }
+                    for t in dag.tasks
                 },
             }
         loads.append({"import_errors": dict(bag.import_errors), "dags": dags})
@@ -90,6 +109,10 @@ _IMPORT_PROBE = textwrap.dedent(
         json.dump({"wall": wall, "cpu": cpu, "modules": top_level}, fh)
     """
 )
+
+
+# Tasks whose failure a retry cannot fix, so they fail at once: a settings check.
+NEVER_RETRIED = {"cdp_daily.preflight"}
 
 
 @pytest.fixture(scope="module")
@@ -177,9 +200,47 @@ def test_dag_rules(dagbag: dict[str, Any]) -> None:
         for task_id, task in sorted(dag["tasks"].items()):
             if not task["owner"] or task["owner"] == "airflow":
                 problems.append(f"{dag_id}.{task_id}: owner is {task['owner']!r}, set a team")
-            if (task["retries"] or 0) < 1:
+            if (task["retries"] or 0) < 1 and f"{dag_id}.{task_id}" not in NEVER_RETRIED:
                 problems.append(f"{dag_id}.{task_id}: retries={task['retries']}, need >= 1")
+            if task["sensor"]:
+                problems.extend(f"{dag_id}.{task_id}: {p}" for p in _sensor_problems(task))
     assert not problems, "DAG rule violations:\n" + "\n".join(problems)
+
+
+def _sensor_problems(task: dict[str, Any]) -> list[str]:
+    """A sensor in poke mode holds a worker slot for as long as it waits (hours for a late
+    export), starving every other run of the executor's few slots: it must reschedule (free
+    the slot between pokes) or defer (wait in the triggerer), and give up within a day."""
+    problems = []
+    if task["mode"] != "reschedule" and not task["deferrable"]:
+        problems.append(f"sensor mode={task['mode']!r}: use mode='reschedule' or a deferrable one")
+    if not 0 < (task["timeout"] or 0) <= MAX_SENSOR_TIMEOUT_SECONDS:
+        problems.append(f"sensor timeout={task['timeout']} s: set one of at most a day")
+    return problems
+
+
+def test_cdp_daily_runs_dates_side_by_side_and_serializes_lake_writers(
+    dagbag: dict[str, Any],
+) -> None:
+    if "cdp_daily" not in dagbag["dags"]:
+        pytest.skip(f"no cdp_daily in {DAGS_DIR}")
+    dag = dagbag["dags"]["cdp_daily"]
+    settings = get_settings().airflow
+    # A date waiting for its exports (or failed) never holds the others back.
+    assert dag["max_active_runs"] > 1
+    assert dag["max_active_runs"] == settings.max_active_runs
+    pools = {task_id: task["pool"] for task_id, task in dag["tasks"].items()}
+    writers = {t: p for t, p in pools.items() if t in CDP_DAILY_LAKE_WRITERS}
+    assert writers == dict.fromkeys(CDP_DAILY_LAKE_WRITERS, settings.lake_writers_pool)
+    # ... and nothing else competes for that one slot.
+    assert {t for t, p in pools.items() if p == settings.lake_writers_pool} == set(writers)
+    # The run furthest down the chain goes first when the slot frees up.
+    assert {dag["tasks"][t]["weight_rule"] for t in writers} == {"upstream"}
+    sensors = [task for task in dag["tasks"].values() if task["sensor"]]
+    assert sensors, "cdp_daily waits for the day's exports with sensors"
+    # A family whose exports never come is skipped, so its run ends instead of failing the day.
+    assert all(task["mode"] == "reschedule" and task["soft_fail"] for task in sensors)
+    assert {task["timeout"] for task in sensors} == {settings.sensor_timeout_minutes * 60}
 
 
 @pytest.mark.parametrize("path", DAG_FILES, ids=[p.name for p in DAG_FILES])

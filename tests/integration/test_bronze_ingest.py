@@ -53,8 +53,9 @@ def test_ingest_reconciles_quarantines_and_is_idempotent(spark, lake):
     assert again.batch_id == first.batch_id
     assert bronze.count() == first.rows_bronze
 
+    # One row per run: the rerun replaced the first run's row instead of adding one.
     log = spark.read.format("delta").load(lake_io.table_path("ops", "ingestion_log", lake))
-    assert log.where("status = 'ok'").count() == 2
+    assert log.where("status = 'ok'").count() == 1
     assert world.orders > 0
 
 
@@ -91,10 +92,25 @@ def test_missing_landing_files_never_erase_bronze(spark, lake):
     simulate(Path(lake.landing_root), customers=100, days=1, seed=4, end=DAY, bad_rate=0.0)
     first = ingest("tmall.orders", DAY, settings=lake)
     _landing_file(lake, DAY).unlink()
-    with pytest.raises(CdpError, match="refusing to replace"):
-        ingest("tmall.orders", DAY, settings=lake)
+    again = ingest("tmall.orders", DAY, settings=lake)  # no file: nothing to replace
+    assert (again.files, again.rows_read) == (0, 0)
     bronze = spark.read.format("delta").load(lake_io.table_path("bronze", "tmall_orders", lake))
     assert bronze.count() == first.rows_bronze
+
+
+def test_an_empty_resend_is_refused_unless_allowed(lake):
+    simulate(Path(lake.landing_root), customers=100, days=1, seed=4, end=DAY, bad_rate=0.0)
+    first = ingest("tmall.orders", DAY, settings=lake)
+    path = _landing_file(lake, DAY)
+    data = path.read_bytes()
+    path.write_bytes(data.split(b"\r\n", 1)[0] + b"\r\n")  # header only
+    with pytest.raises(CdpError, match="--allow-shrink"):
+        ingest("tmall.orders", DAY, settings=lake)
+    table = lake_io.table_path("bronze", "tmall_orders", lake)
+    assert DeltaTable(table).to_pyarrow_dataset().count_rows() == first.rows_bronze
+    emptied = ingest("tmall.orders", DAY, settings=lake, allow_shrink=True)
+    assert (emptied.rows_read, emptied.rows_bronze) == (0, 0)
+    assert DeltaTable(table).to_pyarrow_dataset().count_rows() == 0
 
 
 def test_replay_releases_fixed_rows_from_quarantine(lake):

@@ -34,7 +34,9 @@ def test_import_lands_good_rows_quarantines_bad_ones_and_reimport_adds_nothing(
     assert set(rows) == good
     assert rows["E7"].payment == Decimal("1288.50")
     assert rows["E1"].status == "completed"
-    assert rows["E1"]._file == f"import/brand_erp/{path.name}"
+    assert rows["E1"]._file == f"import/brand_erp/orders/dt={DAY}/{path.name}"
+    assert rows["E4"].status is None  # a bad optional value lands as null, its text kept
+    assert "丢失" in rows["E4"]._issues
     assert dict(bronze.dtypes)["created"] == "timestamp"
 
     quarantine = (
@@ -44,7 +46,8 @@ def test_import_lands_good_rows_quarantines_bad_ones_and_reimport_adds_nothing(
     )
     assert {r.line for r in quarantine.collect()} == bad_lines
     assert all(
-        r.reason.startswith(f"import/brand_erp/{path.name} line ") for r in quarantine.collect()
+        r.reason.startswith(f"import/brand_erp/orders/dt={DAY}/{path.name} line ")
+        for r in quarantine.collect()
     )
 
     again = importer.run_import(path, spec, DAY, settings=lake)
@@ -55,13 +58,16 @@ def test_import_lands_good_rows_quarantines_bad_ones_and_reimport_adds_nothing(
     assert spark.read.format("delta").load(bronze_path).count() == len(good)
     assert quarantine.count() == len(bad_lines)
 
-    # Replay can't re-read an import (its file and mapping aren't in landing): it says so.
+    # Replay re-reads an import from the copy it kept, with the mapping it used: nothing
+    # changed, so nothing is released, and nothing is duplicated.
     from jobs.ingest.replay import replay
 
+    path.unlink()  # the brand's file may be gone: the copy under landing/_imports stays
     [result] = replay(settings=lake)
     assert (result.source_key, result.logical_date) == ("brand_erp.orders", DAY)
     assert (result.quarantined_before, result.released, result.bronze_after) == (
         len(bad_lines),
         0,
-        -1,
+        len(good),
     )
+    assert spark.read.format("delta").load(bronze_path).count() == len(good)

@@ -21,6 +21,8 @@ COMMANDS = [
     "stream",
     "quarantine",
     "import",
+    "retract",
+    "airflow",
 ]
 
 

@@ -35,11 +35,13 @@ ROWS: list[tuple[list[str | None], str | None]] = [
     (["E1", "M1", "13800138000", "2026-11-22 10:31:05", "258.50", "已完成", "首单"], None),
     (["E2", "M2", None, "2026-11-22 11:00:00", "12..5", "已完成", None], "decimal amount"),
     (["E3", None, "13900139000", "昨天", "99.00", "已关闭", None], "date-time"),
-    (["E4", "M4", None, "2026-11-22 12:00:00", "10.00", "丢失", "备注"], "unknown value"),
+    (["E4", "M4", None, "2026-11-22 12:00:00", "10.00", "丢失", "备注"], None),
     (["E5", None, None, "2026-11-22 12:30:00", "10.00", "已完成", None], "at least one of"),
     (["E6", "M6", None, "2026-11-22 13:00:00", "abc", "已完成", None], "decimal amount"),
     (["E7", "M7", None, "2026-11-22 13:30:00", "￥1,288.50", "已关闭", None], None),
 ]
+# Rows that land with a bad optional value nulled, and the reason counted: id -> (field, reason).
+NULLED = {"E4": ("status", "unknown value")}
 FIRST_LINE = {"csv": 2, "xlsx": 2, "parquet": 1, "jsonl": 1}  # line of the first data row
 
 
@@ -104,6 +106,12 @@ def test_dry_run_is_the_same_whatever_the_format(tmp_path, kind, encoding):
     # The two bad amounts are one reason, not two.
     amounts = [g for g in report.reasons.values() if "decimal amount" in g.pattern]
     assert [g.rows for g in amounts] == [2]
+
+    # The bad optional value lands as null and is counted by reason, at its line.
+    [issue] = report.issues.values()
+    assert NULLED["E4"][0] in issue.pattern
+    assert NULLED["E4"][1] in issue.pattern
+    assert issue.lines == [first + 3]
 
     [rec] = report.preview
     assert isinstance(rec, Record)

@@ -74,6 +74,32 @@ def test_merge_upsert_inserts_then_updates(spark, lake):
     assert _read(spark, path) == [(1, "a", "x2", D2), (1, "b", "new", D2)]
 
 
+def test_merge_upsert_never_rolls_a_key_back_to_an_older_version(spark, lake):
+    path = lake_io.table_path("silver", "t", lake)
+    keys = ["source", "id"]
+    # a table written before the version column existed: it gets the column, any version wins
+    lake_io.overwrite(
+        spark.createDataFrame([(1, "a", "old")], "id long, source string, v string"), path
+    )
+    lake_io.merge_upsert(
+        spark.createDataFrame([(1, "a", "day2", D2)], SCHEMA), path, keys=keys, version="day"
+    )
+    assert _read(spark, path) == [(1, "a", "day2", D2)]
+    # rerun of day 1: an older state is ignored, a key only day 1 has is still inserted
+    lake_io.merge_upsert(
+        spark.createDataFrame([(1, "a", "day1", D1), (2, "a", "only1", D1)], SCHEMA),
+        path,
+        keys=keys,
+        version="day",
+    )
+    assert _read(spark, path) == [(1, "a", "day2", D2), (2, "a", "only1", D1)]
+    # a rerun of the same day still replaces its state
+    lake_io.merge_upsert(
+        spark.createDataFrame([(1, "a", "day2-fixed", D2)], SCHEMA), path, keys=keys, version="day"
+    )
+    assert _read(spark, path) == [(1, "a", "day2-fixed", D2), (2, "a", "only1", D1)]
+
+
 def test_register_tables_follows_the_lake(spark, lake, tmp_path, monkeypatch):
     path = lake_io.table_path("silver", "reg", lake)
     lake_io.overwrite(spark.createDataFrame([(1, "a", "x", D1)], SCHEMA), path)

@@ -111,7 +111,9 @@ def test_warn_level_failure_does_not_block():
     assert [(r.expectation, r.column) for r in report.failed_warnings] == [
         ("expect_column_values_to_match_regex", "receiver_mobile")
     ]
-    assert "0755-1234" in report.failed_warnings[0].details
+    # receiver_mobile is personal data: its samples are hidden entirely, not just masked
+    assert "e.g. [***]" in report.failed_warnings[0].details
+    assert "0755-1234" not in report.failed_warnings[0].details
     gate.enforce(report)  # warnings are recorded, not raised
     assert "WARN" in gate.render_text(report)
 
@@ -248,5 +250,65 @@ def test_samples_of_failing_rows_never_carry_raw_phones():
     assert "unexpected 2 of" in warning.details
     assert phone not in warning.details
     assert wide not in warning.details
-    assert "139******78" in warning.details
+    assert "e.g. [***, ***]" in warning.details
     assert phone not in gate.render_text(report)
+
+
+SPELLINGS = ["+86 138 0000 1111", "138-0000-1111", "0086 13800001111", "１３８ ００００ １１１１"]
+
+
+@pytest.mark.parametrize("phone", SPELLINGS)
+def test_phones_quoted_by_any_column_are_masked_in_every_output(phone, tmp_path: Path):
+    """A phone in a column that is not personal data (here a status a broken export shifted)
+    is still masked wherever the results go: details, ops rows, report file, gate error."""
+    rows = [bronze_row(i) for i in range(4)] + [bronze_row(4, order_status=phone)]
+    report = validate(rows, "test-spelling")
+    [failed] = report.failed_blocking
+    assert failed.column == "order_status"
+    outputs = {
+        "details": failed.details,
+        "ops row": str(gate.results_table(report).to_pylist()),
+        "report file": gate.write_report(report, tmp_path).read_text(encoding="utf-8"),
+    }
+    with pytest.raises(QualityGateFailed) as excinfo:
+        gate.enforce(report)
+    outputs["gate error"] = str(excinfo.value)
+    for where, text in outputs.items():
+        assert phone not in text, where
+        assert "0000" not in text.replace(" ", ""), where
+        assert "００００" not in text, where
+        assert "******" in text, where
+
+
+def test_results_of_a_rerun_replace_the_run_rows(good_report, tmp_path: Path):
+    from deltalake import DeltaTable
+
+    path = str(tmp_path / "ops" / "quality_results")
+    other = validate([bronze_row(i) for i in range(3)], "bronze.tmall_orders:2026-10-31")
+    rerun = gate.QualityReport(
+        suite=good_report.suite,
+        run_id="bronze.tmall_orders:2026-11-01",
+        validated_at=good_report.validated_at,
+        results=good_report.results,
+    )
+    gate.write_results(other, path)
+    for _ in range(3):
+        gate.write_results(rerun, path)
+    rows = DeltaTable(path).to_pyarrow_table().to_pylist()
+    per_run = {run: sum(r["run_id"] == run for r in rows) for run in {r["run_id"] for r in rows}}
+    assert per_run == {other.run_id: len(other.results), rerun.run_id: len(rerun.results)}
+
+
+def test_run_ids_with_quotes_are_escaped_in_the_replace_predicate(good_report, tmp_path: Path):
+    from dataclasses import replace
+
+    from deltalake import DeltaTable
+
+    path = str(tmp_path / "quality_results")
+    tricky = replace(good_report, run_id="it's' OR '1'='1")
+    gate.write_results(replace(good_report, run_id="plain"), path)
+    gate.write_results(tricky, path)
+    gate.write_results(tricky, path)
+    runs = [r["run_id"] for r in DeltaTable(path).to_pyarrow_table().to_pylist()]
+    assert runs.count("plain") == len(good_report.results)
+    assert runs.count(tricky.run_id) == len(good_report.results)

@@ -53,3 +53,7 @@ def test_compose_services_share_one_image_and_settings():
         assert name in services, name
     ours = [s for s in services.values() if s.get("image") == "cdp:latest"]
     assert all(s["environment"]["CDP_PII_HMAC_KEY"].startswith("${") for s in ours)
+    # cdp_daily's lake-writing steps are never scheduled if their pool doesn't exist
+    init = " ".join(services["airflow-init"]["command"])
+    assert "airflow db migrate" in init
+    assert "airflow pools set cdp_lake_writers 1 " in init
