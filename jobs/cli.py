@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from jobs.common.errors import CdpError
-from jobs.common.output import print_rows
+from jobs.common.output import console, print_rows  # one stdout console for all output
 
 app = typer.Typer(
     help="Open CDP: batch + stream customer data lakehouse.",
@@ -38,7 +38,6 @@ app.add_typer(stream_app, name="stream")
 app.add_typer(quarantine_app, name="quarantine")
 app.add_typer(airflow_app, name="airflow")
 
-console = Console()
 err = Console(stderr=True)
 _state = {"debug": False}
 

@@ -31,7 +31,7 @@ The mapping file (YAML; see docs/examples/import_orders_mapping.yaml)::
         values: {已完成: completed, 已关闭: closed}  # value map: another value is a bad value
     delimiter: ";"          # optional, .csv only: the field separator (default ',')
 
-Types are ``string | decimal | int | datetime | date`` (see `jobs.ingest.records.coerce`).
+Types are ``string | decimal | int | datetime | date`` (see `jobs.ingest.values.coerce`).
 Columns the mapping does not name are kept in ``_extra``, never dropped. The file's format
 comes from its extension, in any case: ``.csv``, ``.xlsx``, ``.parquet``, ``.jsonl`` /
 ``.json`` (JSON lines). A bad value follows one policy (jobs/ingest/field_roles.yaml): a bad
@@ -60,17 +60,10 @@ from pathlib import Path
 from jobs.common.errors import CdpError
 from jobs.common.masking import mask_pii, mask_value
 from jobs.common.yamlio import load_yaml
-from jobs.ingest.records import (
-    Record,
-    Rejected,
-    csv_records,
-    decode_lines,
-    delimiter_hint,
-    parquet_rows,
-    parse_file,
-    sheets_with_data,
-    xlsx_rows,
-)
+from jobs.ingest.csvlines import csv_records, delimiter_hint
+from jobs.ingest.decoding import decode_lines
+from jobs.ingest.records import Record, Rejected, parse_file
+from jobs.ingest.sheets import parquet_rows, sheets_with_data, xlsx_rows
 from jobs.ingest.spec import FIELD_TYPES, SCHEMAS_DIR, Column, SourceSpec, load_specs
 
 DATASETS = {

@@ -1,30 +1,39 @@
 """Turning a platform's export file into validated records, line by line. Pure: no Spark, no lake.
 
-Every input line (a CSV or JSON line, a sheet or Parquet row) ends as exactly one of: a `Record`
-(mapped, coerced, schema-valid) or a `Rejected` (with file, line, field and a reason a person can
-act on, plus the raw line). The caller counts both, so a batch always reconciles: lines read =
-records + rejected.
+Every physical line (of a CSV or JSON-lines file; a sheet or Parquet row) ends in exactly one of:
+a `Record` (mapped, coerced, schema-valid; `lines` says how many physical lines it spans) or a
+`Rejected` (with line, field and a reason a person can act on, plus the raw text). The caller
+counts both, so a batch always reconciles: lines read = lines of records + lines rejected.
+
+Here lives the bad-value policy every format shares (`_to_record`, jobs/ingest/field_roles.yaml);
+reading the bytes is in decoding.py, cutting CSV into records in csvlines.py, Excel and Parquet
+in sheets.py, single values in values.py.
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import json
-import re
-import unicodedata
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, time
 from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING
-from zoneinfo import ZoneInfo
 
 from jsonschema import Draft202012Validator
 
 from jobs.common.masking import mask_value
+from jobs.ingest.csvlines import csv_records, delimiter_hint
+from jobs.ingest.decoding import decode_lines
+from jobs.ingest.sheets import is_blank, parquet_rows, sheets_with_data, xlsx_rows
 from jobs.ingest.spec import Column, SourceSpec, field_roles
+from jobs.ingest.values import (
+    BadValue,
+    Uncalculated,
+    UnknownValue,
+    coerce,
+    phone_problem,
+    typed_cell,
+)
 
 if TYPE_CHECKING:
     from jobs.ingest.landing import LandingFile
@@ -34,10 +43,6 @@ if TYPE_CHECKING:
 # quarantined whole, whatever the field. The csv module's own limit (128 KiB) would instead
 # abort the whole file with a stack trace.
 MAX_CELL_CHARS = 65_536
-# A quoted field may hold line breaks (an address, a review); one spanning more lines than this
-# is an unbalanced quote.
-MAX_RECORD_LINES = 200
-csv.field_size_limit(2**31 - 1)
 
 
 @dataclass(frozen=True)
@@ -65,312 +70,6 @@ class Rejected:
     reason: str
     raw: str
     lines: int = 1
-
-
-class BadValue(ValueError):
-    """A cell that is not what its field needs; `expected` says what would have been right."""
-
-    def __init__(self, expected: str, value: str) -> None:
-        super().__init__(f"expected {expected}, got {value!r}")
-        self.expected = expected
-
-    def why(self) -> str:
-        """What is wrong, without the value."""
-        return f"expected {self.expected}"
-
-    def reason(self, shown: str) -> str:
-        """What is wrong, quoting the value as it may be shown (masked)."""
-        return f"{self.why()}, got {shown!r}"
-
-
-class UnknownValue(BadValue):
-    """A value outside a spec's value map (a status the platform added since)."""
-
-    def __init__(self, known: list[str], value: str) -> None:
-        super().__init__(f"one of {', '.join(known)}", value)
-        self.value = value
-
-    def why(self) -> str:
-        return f"unknown value; expected {self.expected}"
-
-    def reason(self, shown: str) -> str:
-        return f"unknown value {shown!r}; expected {self.expected}"
-
-
-def decode(data: bytes, encoding: str | None = None) -> tuple[str, str]:
-    """(text, encoding) of a whole file, strictly. Brands' exports come as UTF-8 (often with a
-    BOM) or GBK. `encoding` pins it (a mapping's ``encoding:``). Raises ValueError when the bytes
-    are not that (or, unpinned, neither UTF-8 nor GB18030). See `decode_lines` for the lenient,
-    line-by-line reading ingestion uses.
-    """
-    if encoding is not None:
-        try:
-            return data.decode(encoding).removeprefix("\ufeff"), encoding
-        except UnicodeDecodeError as exc:
-            raise ValueError(
-                f"not valid {encoding} at byte {exc.start} ({exc.reason}); "
-                "drop the fixed encoding to let it be detected"
-            ) from exc
-    if data.startswith(b"\xef\xbb\xbf"):
-        return data[3:].decode("utf-8"), "utf-8-sig"
-    try:
-        return data.decode("utf-8"), "utf-8"
-    except UnicodeDecodeError:
-        # GB18030 is a superset of GBK and GB2312; strict, so garbage still fails loudly.
-        return data.decode("gb18030"), "gb18030"
-
-
-_EOL = re.compile(r"\r\n|\r|\n")
-_EOL_BYTES = re.compile(rb"\r\n|\r|\n")
-
-
-def split_lines(text: str) -> list[str]:
-    """A text's physical lines: split at CRLF, CR or LF (old Mac exports end lines with CR),
-    but not at U+2028 and friends, which are text. A final line break ends the last line."""
-    lines = _EOL.split(text)
-    if lines and lines[-1] == "":
-        lines.pop()
-    return lines
-
-
-def _line_bytes(data: bytes) -> list[bytes]:
-    lines = _EOL_BYTES.split(data)
-    if lines and lines[-1] == b"":
-        lines.pop()
-    return lines
-
-
-_NAMES = {"utf-8": "UTF-8", "utf-8-sig": "UTF-8", "gb18030": "GB18030"}
-
-
-def decode_lines(data: bytes, encoding: str | None = None) -> tuple[list[str], str, dict[int, str]]:
-    """(physical lines, encoding, {line number: why}) of a text export, never guessing.
-
-    A line whose bytes are neither UTF-8 nor GB18030 (or not the pinned `encoding`), and, in a
-    file that mixes encodings line by line (a UTF-8 export with one GBK line pasted in), every
-    line in the minority encoding, is kept (decoded as well as it can be, for quarantine's `raw`)
-    and reported: the parser rejects exactly those lines with the reason, instead of reading
-    the whole file as GB18030 and storing mojibake (张伟 as 寮犱紵).
-    """
-    if encoding is not None:
-        try:
-            return split_lines(decode(data, encoding)[0]), encoding, {}
-        except ValueError:
-            pass
-        candidates = [encoding]
-    elif data.startswith(b"\xef\xbb\xbf"):
-        data, candidates, encoding = data[3:], ["utf-8"], "utf-8-sig"
-    else:
-        try:
-            return split_lines(data.decode("utf-8")), "utf-8", {}
-        except UnicodeDecodeError:
-            candidates = ["utf-8", "gb18030"]
-    raw_lines = _line_bytes(data)
-    kinds: list[str | None] = []  # per line: the first candidate that decodes it (None: none)
-    for chunk in raw_lines:
-        if chunk.isascii():
-            kinds.append("ascii")
-            continue
-        for candidate in candidates:
-            try:
-                chunk.decode(candidate)
-            except UnicodeDecodeError:
-                continue
-            kinds.append(candidate)
-            break
-        else:
-            kinds.append(None)
-    if encoding is None:
-        counts = {c: kinds.count(c) for c in candidates}
-        # Unpinned: UTF-8 unless no line is; a tie goes to the header's encoding.
-        utf8, gbk = counts["utf-8"], counts["gb18030"]
-        header_gbk = bool(kinds) and kinds[0] == "gb18030"
-        encoding = "gb18030" if utf8 == 0 or gbk > utf8 or (gbk == utf8 and header_gbk) else "utf-8"
-    main = "utf-8" if encoding == "utf-8-sig" else encoding
-    lines: list[str] = []
-    bad: dict[int, str] = {}
-    for number, (chunk, kind) in enumerate(zip(raw_lines, kinds, strict=True), start=1):
-        if kind in ("ascii", main):
-            lines.append(chunk.decode(main))
-        elif kind is None:
-            lines.append(chunk.decode(main, errors="replace"))
-            at = _first_undecodable(chunk, main)
-            bad[number] = (
-                f"undecodable bytes at column {at + 1} ({chunk[at : at + 4].hex(' ')}): the "
-                f"line is neither {' nor '.join(_NAMES.get(c, c.upper()) for c in candidates)}"
-            )
-        else:
-            lines.append(chunk.decode(kind))
-            bad[number] = (
-                f"mixed encodings: this line is {_NAMES.get(kind, kind)} while the file is "
-                f"{_NAMES.get(main, main.upper())}; re-export the file in one encoding (the "
-                "line is not guessed)"
-            )
-    return lines, encoding, bad
-
-
-def _first_undecodable(chunk: bytes, encoding: str) -> int:
-    try:
-        chunk.decode(encoding)
-    except UnicodeDecodeError as exc:
-        return exc.start
-    return 0
-
-
-def decode_lenient(data: bytes, encoding: str | None = None) -> tuple[str, str, dict[int, str]]:
-    """`decode_lines` joined into one text (lines separated by LF)."""
-    lines, used, bad = decode_lines(data, encoding)
-    return "\n".join(lines), used, bad
-
-
-_SHANGHAI = ZoneInfo("Asia/Shanghai")
-_DATETIME_FORMATS = ("%Y-%m-%d %H:%M:%S", "%Y/%m/%d %H:%M:%S", "%Y-%m-%d %H:%M", "%Y/%m/%d %H:%M")
-_DATE_FORMATS = ("%Y-%m-%d", "%Y/%m/%d", "%Y.%m.%d", "%Y%m%d")
-_ISO_SECONDS = re.compile(r"^\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}:\d{2}$")
-_AMOUNT = re.compile(r"^[+-]?\d+(\.\d+)?$")
-_GROUPED = re.compile(r"^[+-]?\d{1,3}(,\d{3})+(\.\d+)?$")
-_WHOLE = re.compile(r"^[+-]?\d+$")
-_CURRENCY = re.compile(r"^(?:¥|\$|RMB|CNY)\s*|\s*元$", re.IGNORECASE)
-# What exports write for "no value": empty, null, and runs of dashes or slashes ("-", "--", "/").
-_PLACEHOLDER = re.compile(r"|null|NULL|[-—–/]+")
-# Control characters other than tab and line breaks: never part of a value (a NUL in an id).
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
-_INT64 = 2**63
-_MAX_AMOUNT = Decimal(10) ** 16  # bronze amounts are decimal(18, 2)
-_FIRST_YEAR, _LAST_YEAR = 1900, 2099  # 0001-01-01 is a placeholder, not a date
-
-
-def _in_range(value: datetime | date, original: str, what: str) -> None:
-    if not _FIRST_YEAR <= value.year <= _LAST_YEAR:
-        raise BadValue(f"{what} between {_FIRST_YEAR} and {_LAST_YEAR}", original)
-
-
-def _coerce_datetime(value: str, original: str) -> str:
-    if _ISO_SECONDS.match(value):  # the common shape: fromisoformat is ~10x strptime
-        try:
-            parsed = datetime.fromisoformat(value)
-        except ValueError:
-            pass
-        else:
-            _in_range(parsed, original, "a date-time")
-            return f"{value[:10]}T{value[11:]}"
-    if len(value) > 10 and value[:4].isdigit() and value[4] == "-":
-        try:  # ISO 8601 with an offset or fractions: 2026-11-22T10:31:05.123+08:00
-            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError:
-            pass
-        else:
-            if parsed.tzinfo is not None:
-                parsed = parsed.astimezone(_SHANGHAI).replace(tzinfo=None)
-            _in_range(parsed, original, "a date-time")
-            return parsed.strftime("%Y-%m-%dT%H:%M:%S")
-    for fmt in _DATETIME_FORMATS:
-        try:
-            parsed = datetime.strptime(value, fmt)
-        except ValueError:
-            continue
-        _in_range(parsed, original, "a date-time")
-        return parsed.strftime("%Y-%m-%dT%H:%M:%S")
-    raise BadValue("a date-time like 2026-11-22 10:31:05", original)
-
-
-def _coerce_date(value: str, original: str) -> str:
-    text = value[:10] if re.fullmatch(r"\d{4}-\d{2}-\d{2}[ T]00:00(:00)?", value) else value
-    for fmt in _DATE_FORMATS:
-        try:
-            parsed = datetime.strptime(text, fmt).date()
-        except ValueError:
-            continue
-        _in_range(parsed, original, "a date")
-        return parsed.isoformat()
-    if re.fullmatch(r"\d{4}[-/.]\d{1,2}[-/.]\d{1,2}", text):
-        raise BadValue("a calendar date (that day does not exist)", original)
-    raise BadValue("a date like 1991-02-28", original)
-
-
-def coerce(value: str, type_: str) -> object:
-    """Coerce one export cell; raises `BadValue` (a ValueError) saying what was expected.
-
-    Only what is unambiguous is accepted: an amount with ',' only between groups of three
-    digits (1,288.50, never 1.288,50 or 1,2,3), calendar dates between 1900 and 2099, whole
-    numbers that fit 64 bits. Full-width digits (１２８) read as digits.
-    """
-    original = value
-    value = value.strip()
-    if _PLACEHOLDER.fullmatch(value):
-        return None
-    control = _CONTROL.search(value)
-    if control:
-        raise BadValue(
-            f"text without control characters (found U+{ord(control.group()):04X})", original
-        )
-    if type_ == "string":
-        return value
-    value = unicodedata.normalize("NFKC", value).strip()
-    if type_ == "decimal":
-        text = _CURRENCY.sub("", value).replace(" ", "")
-        if "," in text:
-            if not _GROUPED.match(text):
-                raise BadValue(
-                    "an amount like 1288.50 or 1,288.50 (',' only between groups of three "
-                    "digits; '1.288,50' or '1,2,3' is ambiguous)",
-                    original,
-                )
-            text = text.replace(",", "")
-        if not _AMOUNT.match(text):
-            raise BadValue("a decimal amount like 128.00", original)
-        amount = Decimal(text)
-        if abs(amount) >= _MAX_AMOUNT:
-            raise BadValue("an amount below 10^16", original)
-        return amount
-    if type_ == "int":
-        text = value.replace(",", "") if _GROUPED.match(value) else value
-        if not _WHOLE.match(text):
-            raise BadValue("a whole number", original)
-        number = int(text)
-        if not -_INT64 <= number < _INT64:
-            raise BadValue("a whole number that fits 64 bits", original)
-        return number
-    if type_ == "datetime":
-        return _coerce_datetime(value, original)
-    if type_ == "date":
-        return _coerce_date(value, original)
-    raise ValueError(f"unknown type {type_!r}")
-
-
-_PHONE_SEPARATORS = re.compile(r"[\s\-().]")
-_PHONE_EXTENSION = re.compile(r"(?:转|ext\.?|x|#|,|-)\s*\d{1,6}$", re.IGNORECASE)
-_PHONE_SHAPES = (
-    re.compile(r"1\d{10}"),  # a mainland mobile (junk like 13800138000 is identity's to block)
-    re.compile(r"1\d{2}\*{4}\d{4}|1[\d*]{10}"),  # a masked mobile, as marketplaces send them
-    re.compile(r"0\d{9,11}"),  # area code + number
-    re.compile(r"[2-9]\d{6,7}"),  # a local number without area code
-    re.compile(r"[48]00\d{7}|95\d{3,6}"),  # service numbers
-)
-
-
-def phone_problem(value: str) -> str | None:
-    """Why `value` is not a phone number (None when it is one), without quoting it."""
-    text = unicodedata.normalize("NFKC", value).strip()
-    for candidate in (text, _PHONE_EXTENSION.sub("", text)):
-        core = _PHONE_SEPARATORS.sub("", candidate)
-        if core.startswith("+86"):
-            core = core[3:]
-        elif core.startswith("0086"):
-            core = core[4:]
-        elif core.startswith("86") and len(core) == 13:
-            core = core[2:]
-        elif core.startswith("+") or core.startswith("00"):
-            if re.fullmatch(r"(\+|00)[1-9]\d{5,14}", core):
-                return None
-            continue
-        if any(shape.fullmatch(core) for shape in _PHONE_SHAPES):
-            return None
-    digits = sum(ch.isdigit() for ch in text)
-    return (
-        f"not a phone number ({digits} digits): expected a mainland mobile (11 digits, maybe "
-        "masked as 138****1111), an area code and number, or +country code"
-    )
 
 
 class SchemaValidator:
@@ -516,23 +215,6 @@ def _header_checks(
     return by_header, checks, (missing_required[0], reason + hint)
 
 
-_OTHER_DELIMITERS = {";": "';'", "\t": "a tab", "|": "'|'", ",": "','"}
-
-
-def delimiter_hint(header: list[str], delimiter: str) -> str:
-    """'; the header looks ';'-delimited …' when one header cell holds another separator."""
-    if len(header) != 1:
-        return ""
-    for sep, name in _OTHER_DELIMITERS.items():
-        if sep != delimiter and header[0].count(sep) >= 1:
-            return (
-                f"; the header is one column that looks {name}-delimited: set "
-                f"`delimiter: {sep!r}` (the file is read as {_OTHER_DELIMITERS[delimiter]}-"
-                "delimited)"
-            )
-    return ""
-
-
 def _unique_header(header: list[str]) -> list[str]:
     """Header names for `extra`: a blank one becomes column_N, a repeated one gains ' (N)'."""
     out: list[str] = []
@@ -651,99 +333,6 @@ def _to_record(
             field, reason = _schema_error(errors[0], values)
             return Rejected(line, field, reason, raw, lines)
     raise AssertionError("unreachable: every round nulls a field or returns")  # pragma: no cover
-
-
-def _parse_one(text: str, delimiter: str) -> tuple[list[str] | None, str | None]:
-    """One CSV record read from `text`: (cells, None); (None, "open") when a quoted field is
-    still open at its end; (None, why) when it is not exactly one record."""
-    if '"' not in text:
-        return text.split(delimiter), None
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
-    try:
-        row = next(reader)
-    except csv.Error as exc:
-        if "unexpected end of data" in str(exc):
-            return None, "open"
-        if "\n" in text:
-            return None, str(exc)
-        # A stray quote inside a quoted cell ("a"b): read the line as spreadsheets do.
-        return next(csv.reader([text], delimiter=delimiter)), None
-    except StopIteration:
-        return [""], None
-    if next(reader, None) is not None:
-        return None, "more than one record"
-    return row, None
-
-
-def _closing_line(
-    lines: list[str], start: int, delimiter: str, width: int | None, bad: dict[int, str]
-) -> tuple[int, list[str]] | None:
-    """(last line, cells) of a record whose quoted field opens on line index `start` and closes
-    on a later line, or None when it does not close where a record can end (an unbalanced
-    quote): the quote never closes, the record would have the wrong number of fields, or a
-    line it would swallow reads as a record of its own."""
-    quotes = 0
-    for end in range(start + 1, min(len(lines), start + MAX_RECORD_LINES)):
-        line = lines[end]
-        if end + 1 in bad or (width and width > 2 and line.count(delimiter) >= width - 1):
-            return None
-        quotes += line.count('"')
-        if quotes % 2 == 0:  # still inside the quoted field
-            continue
-        cells, problem = _parse_one("\n".join(lines[start : end + 1]), delimiter)
-        if problem == "open":
-            quotes = 0  # the field closed, and another one opened: look further
-            continue
-        if cells is None or (width is not None and len(cells) != width):
-            return None
-        return end, cells
-    return None
-
-
-def csv_records(
-    lines: list[str], delimiter: str = ",", bad: dict[int, str] | None = None
-) -> Iterator[tuple[int, int, list[str] | None, str | None]]:
-    """(first line number, physical lines spanned, cells or None, why not) of every record.
-
-    The first record is the header; its width is what a data record may have. A quoted field
-    that opens and does not close on its line may span lines (an address with a line break),
-    but only when it closes and the record then has the header's width: otherwise the quote is
-    unbalanced, that one line is rejected and the lines after it are read on their own
-    (instead of being swallowed into one broken row).
-    """
-    bad = bad or {}
-    width: int | None = None
-    i = 0
-    while i < len(lines):
-        number = i + 1
-        if number in bad:
-            yield number, 1, None, bad[number]
-            i += 1
-            continue
-        cells, problem = _parse_one(lines[i], delimiter)
-        if problem is None:
-            yield number, 1, cells, None
-            width = len(cells) if width is None else width
-            i += 1
-            continue
-        found = _closing_line(lines, i, delimiter, width, bad) if problem == "open" else None
-        if found is None:
-            yield (
-                number,
-                1,
-                None,
-                (
-                    "unbalanced quote: a quoted field opens on this line and does not close where "
-                    "a record could end; this line is quarantined and the next ones are read on "
-                    "their own"
-                ),
-            )
-            i += 1
-            continue
-        end, cells = found
-        yield number, end - i + 1, cells, None
-        width = len(cells) if width is None else width
-        i = end + 1
 
 
 def parse_csv(data: bytes, spec: SourceSpec) -> Iterator[Record | Rejected]:
@@ -922,67 +511,6 @@ def parse_jsonl(data: bytes, spec: SourceSpec) -> Iterator[Record | Rejected]:
 
 
 # Excel keeps 15 significant digits: a longer id typed into a number cell is already rounded.
-_EXACT_DIGITS = 10**15
-
-
-@dataclass(frozen=True)
-class Uncalculated:
-    """An Excel formula cell with no saved result (the file was written by a program that does
-    not calculate): its value is unknown, never an empty cell."""
-
-    formula: str
-
-
-def typed_cell(value: object, type_: str) -> str | None:
-    """A typed cell (Excel, Parquet) as the text `coerce` expects for a column of `type_`.
-
-    A datetime becomes "YYYY-MM-DD HH:MM:SS" (an aware one in Asia/Shanghai first; a midnight
-    one in a date column just the date), a date "YYYY-MM-DD" (plus " 00:00:00" in a datetime
-    column), an integral float "123" (so a phone or id typed as a number never reads
-    "1.3800138e10"), an amount its plain decimal text.
-    Raises ValueError saying what is wrong.
-    """
-    if value is None:
-        return None
-    if isinstance(value, str):
-        return value
-    if isinstance(value, Uncalculated):
-        raise ValueError(
-            f"the cell holds a formula (={value.formula[:60]}) with no saved result: the file "
-            "was written by a program that does not calculate; open and save it in Excel or WPS"
-        )
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, datetime):
-        if value.tzinfo is not None:
-            value = value.astimezone(_SHANGHAI).replace(tzinfo=None)
-        if type_ == "date" and value.time() == time(0):
-            return value.date().isoformat()
-        return value.strftime("%Y-%m-%d %H:%M:%S")
-    if isinstance(value, date):
-        return value.isoformat() + (" 00:00:00" if type_ == "datetime" else "")
-    if isinstance(value, time):
-        return value.isoformat()
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float | Decimal):
-        number = Decimal(repr(value)) if isinstance(value, float) else value
-        if not number.is_finite():
-            raise ValueError(f"expected a number, got {value}")
-        if number == number.to_integral_value() and type_ != "decimal":
-            if isinstance(value, float) and abs(number) >= _EXACT_DIGITS:
-                raise ValueError(
-                    f"the number {value:.15g} has more digits than a spreadsheet keeps (15), "
-                    "so it was already rounded; export the column as text"
-                )
-            return str(int(number))
-        return format(number, "f")
-    if isinstance(value, bytes):
-        try:
-            return value.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise ValueError("expected text, got bytes that are not UTF-8") from exc
-    raise ValueError(f"expected a scalar value, got a {type(value).__name__}")
 
 
 def _raw_row(header: list[str], row: Sequence[object]) -> str:
@@ -994,10 +522,6 @@ def _raw_row(header: list[str], row: Sequence[object]) -> str:
         for i, value in enumerate(row)
     }
     return json.dumps(obj, ensure_ascii=False, default=str)
-
-
-def _blank(value: object) -> bool:
-    return value is None or (isinstance(value, str) and not value.strip())
 
 
 def parse_rows(
@@ -1014,7 +538,7 @@ def parse_rows(
     names = _unique_header(header)
     for line, row in rows:
         raw = _raw_row(header, row)
-        if all(_blank(v) for v in row):
+        if all(is_blank(v) for v in row):
             yield Rejected(line, None, "empty row", raw)
             continue
         if lacking is not None:
@@ -1054,134 +578,6 @@ def parse_rows(
         yield problem or _to_record(line, cells, extra, raw, spec, checks, issues=issues)
 
 
-_SHEET_NS = "{http://schemas.openxmlformats.org/spreadsheetml/2006/main}"
-
-
-def _merged_ranges(ws) -> list[tuple[int, int, int, int]]:
-    """(min_col, min_row, max_col, max_row) of every merged range spanning rows, read from the
-    sheet's XML (openpyxl's read-only mode does not keep them)."""
-    from xml.etree.ElementTree import iterparse
-
-    from openpyxl.utils.cell import range_boundaries
-
-    ranges = []
-    try:
-        source = ws._get_source()
-    except (AttributeError, KeyError):  # pragma: no cover - not a read-only worksheet
-        return []
-    with source:
-        for _event, element in iterparse(source):
-            if element.tag == f"{_SHEET_NS}mergeCell":
-                min_col, min_row, max_col, max_row = range_boundaries(element.get("ref"))
-                if max_row > min_row:
-                    ranges.append((min_col, min_row, max_col, max_row))
-            element.clear()
-    return ranges
-
-
-def sheets_with_data(data: bytes) -> list[str]:
-    """Names of the sheets of a workbook that hold at least one non-blank cell."""
-    from openpyxl import load_workbook
-
-    try:
-        book = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
-    except Exception as exc:  # openpyxl raises zipfile/KeyError/InvalidFileException flavours
-        raise ValueError(f"not a readable .xlsx workbook ({exc})") from exc
-    try:
-        return [
-            ws.title
-            for ws in book.worksheets
-            if any(not all(_blank(v) for v in row) for row in ws.iter_rows(values_only=True))
-        ]
-    finally:
-        book.close()
-
-
-def xlsx_rows(
-    data: bytes, sheet: str | None = None
-) -> tuple[list[str], Iterator[tuple[int, Sequence[object]]]]:
-    """(header, rows) of one sheet, streamed from the read-only workbook.
-
-    The header is the first non-empty row; each row is (its row number on the sheet, its cells,
-    from column A). What a person sees is what is read: a cell of a merged range spanning rows
-    (a status merged over an order's two lines) reads as the range's value, and a formula with
-    no saved result reads as `Uncalculated` (never as an empty cell). Blank rows between data
-    rows come through (and are rejected as empty rows); the blank rows a spreadsheet keeps
-    formatted after the last data row are not data and are not returned.
-    Raises ValueError naming the sheets when `sheet` does not exist or nothing is on it.
-    """
-    from openpyxl import load_workbook
-
-    try:
-        book = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
-        formulas = load_workbook(io.BytesIO(data), read_only=True, data_only=False)
-    except Exception as exc:  # openpyxl raises zipfile/KeyError/InvalidFileException flavours
-        raise ValueError(f"not a readable .xlsx workbook ({exc})") from exc
-    if sheet is not None and sheet not in book.sheetnames:
-        book.close()
-        formulas.close()
-        raise ValueError(f"no sheet {sheet!r}; the workbook has {', '.join(book.sheetnames)}")
-    ws = book[sheet] if sheet is not None else book.worksheets[0]
-    merged = _merged_ranges(ws)
-    # Row numbers come from position: read-only mode fills gaps between stored rows.
-    pairs = zip(
-        ws.iter_rows(min_row=1, min_col=1, values_only=True),
-        formulas[ws.title].iter_rows(min_row=1, min_col=1, values_only=True),
-        strict=False,
-    )
-    anchors: dict[tuple[int, int], object] = {}
-
-    def seen(line: int, values: tuple, texts: tuple) -> list[object]:
-        cells = [
-            Uncalculated(str(f)[1:])
-            if v is None and isinstance(f, str) and f.startswith("=")
-            else v
-            for v, f in zip(values, texts, strict=False)
-        ]
-        for min_col, min_row, max_col, max_row in merged:
-            if line == min_row and min_col <= len(cells):
-                anchors[(min_row, min_col)] = cells[min_col - 1]
-            elif min_row < line <= max_row:
-                value = anchors.get((min_row, min_col))
-                cells.extend([None] * (max_col - len(cells)))
-                for col in range(min_col, max_col + 1):
-                    cells[col - 1] = value
-        return cells
-
-    numbered = ((line, seen(line, v, f)) for line, (v, f) in enumerate(pairs, start=1))
-    header: list[str] | None = None
-    for _line, row in numbered:
-        if not all(_blank(v) for v in row):
-            header = [("" if v is None else str(v)).strip() for v in row]
-            while header and not header[-1]:
-                header.pop()
-            break
-    if header is None:
-        book.close()
-        formulas.close()
-        raise ValueError(f"sheet {ws.title!r} is empty: no header row")
-
-    def rows() -> Iterator[tuple[int, Sequence[object]]]:
-        blank_from: int | None = None  # first of a run of blank rows not yet returned
-        try:
-            for line, cells in numbered:
-                if all(_blank(v) for v in cells):
-                    blank_from = line if blank_from is None else blank_from
-                    continue
-                if blank_from is not None:
-                    for blank in range(blank_from, line):
-                        yield blank, ()
-                    blank_from = None
-                while cells and _blank(cells[-1]) and len(cells) > len(header):
-                    cells.pop()
-                yield line, cells
-        finally:
-            book.close()
-            formulas.close()
-
-    return header, rows()
-
-
 def _file_error(spec: SourceSpec, exc: ValueError) -> Rejected:
     return Rejected(0, None, f"unreadable {spec.format} file: {exc}", "")
 
@@ -1215,34 +611,6 @@ def parse_xlsx(data: bytes, spec: SourceSpec) -> Iterator[Record | Rejected]:
         for line, row in other_rows:
             if row:
                 yield Rejected(line, None, reason, _raw_row(other_header, row))
-
-
-PARQUET_BATCH_ROWS = 10_000
-
-
-def parquet_rows(data: bytes) -> tuple[list[str], Iterator[tuple[int, Sequence[object]]]]:
-    """(column names, rows) of a Parquet file, read one record batch at a time (bounded memory).
-
-    Row numbers start at 1. Raises ValueError when the bytes are not a Parquet file.
-    """
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    try:
-        pf = pq.ParquetFile(pa.BufferReader(data))
-    except (pa.ArrowException, OSError) as exc:
-        raise ValueError(f"not a readable Parquet file ({exc})") from exc
-    header = list(pf.schema_arrow.names)
-
-    def rows() -> Iterator[tuple[int, Sequence[object]]]:
-        line = 0
-        for batch in pf.iter_batches(batch_size=PARQUET_BATCH_ROWS):
-            columns = [batch.column(i).to_pylist() for i in range(batch.num_columns)]
-            for row in zip(*columns, strict=True):
-                line += 1
-                yield line, row
-
-    return header, rows()
 
 
 def parse_parquet(data: bytes, spec: SourceSpec) -> Iterator[Record | Rejected]:

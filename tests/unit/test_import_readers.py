@@ -11,9 +11,10 @@ import pyarrow.parquet as pq
 import pytest
 from openpyxl import Workbook
 
-from jobs.ingest import records
-from jobs.ingest.records import Record, Rejected, coerce, parse_parquet, parse_xlsx, typed_cell
+from jobs.ingest import sheets
+from jobs.ingest.records import Record, Rejected, parse_parquet, parse_xlsx
 from jobs.ingest.spec import Column, SourceSpec
+from jobs.ingest.values import coerce, typed_cell
 
 COLUMNS = (
     Column("订单号", "order_id", "string"),
@@ -251,7 +252,7 @@ def test_parquet_empty_row_and_missing_required_column():
 
 
 def test_parquet_streams_batches_and_row_numbers_run_on(monkeypatch):
-    monkeypatch.setattr(records, "PARQUET_BATCH_ROWS", 3)
+    monkeypatch.setattr(sheets, "PARQUET_BATCH_ROWS", 3)
     rows = [[f"A{n}", *GOOD_TEXT[1:]] for n in range(1, 9)]
     bad_at = 5
     rows[bad_at - 1][4] = "n/a"

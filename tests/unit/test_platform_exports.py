@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from jobs.ingest.records import Record, Rejected, decode, parse_file
+from jobs.ingest.decoding import decode
+from jobs.ingest.records import Record, Rejected, parse_file
 from jobs.ingest.simulate import _people
 from jobs.ingest.simulate_platforms import PLATFORMS, spoil, write_platform_orders
 from jobs.ingest.spec import get_spec

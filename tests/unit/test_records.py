@@ -4,8 +4,10 @@ from decimal import Decimal
 
 import pytest
 
-from jobs.ingest.records import Record, Rejected, coerce, decode, parse_csv
+from jobs.ingest.decoding import decode
+from jobs.ingest.records import Record, Rejected, parse_csv
 from jobs.ingest.spec import get_spec
+from jobs.ingest.values import coerce
 
 SPEC = get_spec("tmall.orders")
 HEADER = ",".join(c.header for c in SPEC.columns)
