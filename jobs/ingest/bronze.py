@@ -237,7 +237,7 @@ def bronze_schema(spec: SourceSpec) -> pa.Schema:
 
 
 def _typed(values: list, type_: str, tz: str) -> pa.Array:
-    """One column of coerced cell values (see jobs.ingest.values.coerce) as its bronze Arrow type."""
+    """One column of coerced cell values (jobs.ingest.values.coerce) as its bronze Arrow type."""
     if type_ == "datetime":
         # Wall-clock time in the business time zone (what every export shows) -> an instant.
         naive = pc.strptime(pa.array(values, pa.string()), format="%Y-%m-%dT%H:%M:%S", unit="us")

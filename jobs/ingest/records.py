@@ -160,6 +160,7 @@ class _Checks:
     required: frozenset[str]  # a bad value quarantines the row
     identifiers: frozenset[str]  # never nulled: kept (phone shape) or the row quarantined
     phones: frozenset[str]  # identifiers whose shape is checked
+    fields: tuple[str, ...] = ()  # the spec's fields, in order
 
     def nullable(self, field: str) -> bool:
         """May a bad value of `field` become null (counted), instead of quarantining the row?"""
@@ -179,6 +180,7 @@ def _schema_checks(spec: SourceSpec) -> _Checks:
         required=frozenset(schema.get("required", [])) | frozenset(_required_alternatives(schema)),
         identifiers=frozenset(f for f in fields if roles.is_identifier(f)),
         phones=frozenset(f for f in fields if roles.is_phone(f)),
+        fields=tuple(fields),
     )
 
 
@@ -246,19 +248,6 @@ def _bad_cell(
     return Rejected(line, column.field, f"field {column.field!r} ({label}): {reason}", raw, lines)
 
 
-def _cell_value(column: Column, cell: str, spec: SourceSpec) -> object:
-    """Coerce and value-map one cell; BadValue/ValueError says what was expected."""
-    if len(cell) > MAX_CELL_CHARS:
-        raise _Oversize(len(cell))
-    value = coerce(cell, column.type)
-    mapped = spec.values.get(column.field)
-    if mapped is not None and value is not None:
-        if value not in mapped:
-            raise UnknownValue(list(mapped), str(value))
-        value = mapped[value]
-    return value
-
-
 class _Oversize(ValueError):
     def __init__(self, size: int) -> None:
         super().__init__(
@@ -286,22 +275,30 @@ def _to_record(
     `Issue`; a phone-shaped identifier that is not a phone is kept, with an Issue.
     `label` is what the source calls the column (a CSV header, a JSON path); None cells are absent.
     """
-    values: dict[str, object] = {c.field: None for c in spec.columns}
-    texts: dict[str, tuple[str, str]] = {}  # field -> (label, text) of every given cell
+    values: dict[str, object] = dict.fromkeys(checks.fields)
     issues = list(issues)
     for name, cell in extra.items():
         if len(cell) > MAX_CELL_CHARS:
             return Rejected(line, None, f"column {name!r}: {_Oversize(len(cell))}", raw, lines)
+    value_maps = spec.values
     for column, label, cell in cells:
         if cell is None:
             continue
-        texts[column.field] = (label, cell)
-        try:
-            value = _cell_value(column, cell, spec)
-        except _Oversize as exc:
-            return Rejected(
-                line, column.field, f"field {column.field!r} ({label}): {exc}", raw, lines
-            )
+        try:  # inlined (the hot loop of ingestion): size, coerce, value map
+            if len(cell) > MAX_CELL_CHARS:
+                return Rejected(
+                    line,
+                    column.field,
+                    f"field {column.field!r} ({label}): {_Oversize(len(cell))}",
+                    raw,
+                    lines,
+                )
+            value = coerce(cell, column.type)
+            if value is not None and column.field in value_maps:
+                known = value_maps[column.field]
+                if value not in known:
+                    raise UnknownValue(list(known), str(value))
+                value = known[value]
         except ValueError as exc:
             verdict = _bad_cell(line, column, label, cell, exc, raw, lines, checks)
             if isinstance(verdict, Rejected):
@@ -325,7 +322,10 @@ def _to_record(
             field = _first_field(err)
             if field is None or values.get(field) is None or not checks.nullable(field):
                 continue
-            label, text = texts.get(field, (field, str(values[field])))
+            label, text = next(
+                ((lab, cell) for col, lab, cell in cells if col.field == field and cell),
+                (field, str(values[field])),
+            )
             issues.append(Issue(field, f"{label}: {_schema_message(err)}", text))
             values[field] = None
             nulled = True
@@ -464,6 +464,7 @@ def parse_jsonl(data: bytes, spec: SourceSpec) -> Iterator[Record | Rejected]:
     lines, _encoding, undecodable = decode_lines(data, spec.encoding)
     checks = _schema_checks(spec)
     mapped_paths = {c.header for c in spec.columns}
+    paths = [(column, column.path) for column in spec.columns]  # split once, not per line
     for line, raw in enumerate(lines, start=1):
         if line in undecodable:
             yield Rejected(line, None, undecodable[line], raw)
@@ -482,8 +483,8 @@ def parse_jsonl(data: bytes, spec: SourceSpec) -> Iterator[Record | Rejected]:
         cells: list[tuple[Column, str, str | None]] = []
         issues: list[Issue] = []
         error: Rejected | None = None
-        for column in spec.columns:
-            found = _lookup(obj, column.path)
+        for column, path in paths:
+            found = _lookup(obj, path)
             try:
                 cells.append((column, column.header, _json_cell(found)))
             except BadValue as exc:

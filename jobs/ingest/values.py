@@ -52,6 +52,7 @@ _WHOLE = re.compile(r"^[+-]?\d+$")
 _CURRENCY = re.compile(r"^(?:¥|\$|RMB|CNY)\s*|\s*元$", re.IGNORECASE)
 # What exports write for "no value": empty, null, and runs of dashes or slashes ("-", "--", "/").
 _PLACEHOLDER = re.compile(r"|null|NULL|[-—–/]+")
+_PLACEHOLDER_START = "nN-—–/"
 # Control characters other than tab and line breaks: never part of a value (a NUL in an id).
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _INT64 = 2**63
@@ -116,16 +117,18 @@ def coerce(value: str, type_: str) -> object:
     """
     original = value
     value = value.strip()
-    if _PLACEHOLDER.fullmatch(value):
+    if not value or (value[0] in _PLACEHOLDER_START and _PLACEHOLDER.fullmatch(value)):
         return None
-    control = _CONTROL.search(value)
-    if control:
-        raise BadValue(
-            f"text without control characters (found U+{ord(control.group()):04X})", original
-        )
+    if not value.isprintable():  # fast: almost every cell is printable
+        control = _CONTROL.search(value)
+        if control:
+            raise BadValue(
+                f"text without control characters (found U+{ord(control.group()):04X})", original
+            )
     if type_ == "string":
         return value
-    value = unicodedata.normalize("NFKC", value).strip()
+    if not value.isascii():
+        value = unicodedata.normalize("NFKC", value).strip()
     if type_ == "decimal":
         text = _CURRENCY.sub("", value).replace(" ", "")
         if "," in text:
@@ -170,6 +173,8 @@ _PHONE_SHAPES = (
 
 def phone_problem(value: str) -> str | None:
     """Why `value` is not a phone number (None when it is one), without quoting it."""
+    if len(value) == 11 and value[0] == "1" and value.replace("*", "").isdigit():
+        return None  # the common shapes: a mobile, or one masked as 138****1111
     text = unicodedata.normalize("NFKC", value).strip()
     for candidate in (text, _PHONE_EXTENSION.sub("", text)):
         core = _PHONE_SEPARATORS.sub("", candidate)
