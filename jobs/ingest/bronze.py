@@ -17,6 +17,7 @@ import hashlib
 import json
 from collections import Counter
 from collections.abc import Iterator, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
@@ -372,50 +373,57 @@ def recover(
     spec: SourceSpec, settings: Settings, batches: Sequence[journal.Batch], *, holding: date
 ) -> list[str]:
     """Redo interrupted batches from their files (each file replaces its rows everywhere, so
-    the tables end as one clean run leaves them). A batch whose day another live process holds
-    is still running, not interrupted: left alone. Returns the batch ids redone."""
+    the tables end as one clean run leaves them); the caller holds the lock of day `holding`.
+    A batch of another day whose lock a live process holds is still running, not interrupted:
+    left alone. A file retracted since is left out. Returns the batch ids redone."""
     from jobs.ingest.landing import open_location
     from jobs.ingest.spec import spec_from_json
 
     done = []
     for batch in batches:
-        if batch.logical_date != holding and journal.is_locked(
-            spec.key, batch.logical_date, settings
-        ):
-            continue
-        missing = [f.key for f in batch.files if not open_location(f.location).exists()]
+        retracted = _retracted_keys(spec, [f.key for f in batch.files], settings)
+        files = [f for f in batch.files if f.key not in retracted]
+        missing = [f.key for f in files if not open_location(f.location).exists()]
         if missing:
             raise CdpError(
                 f"{spec.key} {batch.logical_date}: batch {batch.batch_id} was interrupted and "
                 f"its file(s) {', '.join(missing)} are gone, so it cannot be completed; restore "
                 "them and run again, or retract them (cdp retract)"
             )
-        redo = [(open_location(f.location), f.key) for f in batch.files]
-        run_key = _run_key_of(batch)
-        if batch.logical_date == holding:
-            _ingest_locked(
-                spec_from_json(batch.spec),
-                batch.logical_date,
-                redo,
-                run_key,
-                settings,
-                batch.allow_shrink,
-                (),
-            )
-        else:
-            with journal.exclusive(spec.key, batch.logical_date, settings):
-                _ingest_locked(
-                    spec_from_json(batch.spec),
-                    batch.logical_date,
-                    redo,
-                    run_key,
-                    settings,
-                    batch.allow_shrink,
-                    (),
-                )
-        journal.record(batch, "recovered", settings)
+        lock = (
+            nullcontext()
+            if batch.logical_date == holding
+            else journal.exclusive(spec.key, batch.logical_date, settings)
+        )
+        try:
+            with lock:
+                if files:
+                    _ingest_locked(
+                        spec_from_json(batch.spec),
+                        batch.logical_date,
+                        [(open_location(f.location), f.key) for f in files],
+                        _run_key_of(batch),
+                        settings,
+                        batch.allow_shrink,
+                        (),
+                    )
+                journal.record(batch, "recovered", settings)
+        except journal.ConcurrentIngest:
+            continue  # its day is being written right now: that process finishes it
         done.append(batch.batch_id)
     return done
+
+
+def _retracted_keys(spec: SourceSpec, keys: Sequence[str], settings: Settings) -> set[str]:
+    path = lake.table_path("ops", RETRACTED_TABLE, settings)
+    if not keys or not lake.is_delta(path):
+        return set()
+    rows = (
+        DeltaTable(path)
+        .to_pyarrow_dataset()
+        .to_table(columns=["file"], filter=_scope(spec) & pc.field("file").isin(list(keys)))
+    )
+    return set(rows.column("file").to_pylist())
 
 
 def _run_key_of(batch: journal.Batch) -> str:
@@ -728,12 +736,19 @@ def retract(source_key: str, file_key: str, *, settings: Settings | None = None)
     settings = settings or get_settings()
     spec = _spec_for_key(source_key, settings, spec_from_json)
     entries = _manifest_rows(spec, settings, pc.field("file") == file_key)
+    if not entries:  # a first ingestion a crash cut before its manifest commit
+        entries = [
+            {"_logical_date": b.logical_date, "sha256": f.sha256, "rows": None}
+            for b in journal.interrupted(settings, spec.source, spec.dataset)
+            for f in b.files
+            if f.key == file_key
+        ][-1:]
     if not entries:
         raise CdpError(
             f'{source_key}: no ingested file {file_key!r}; `cdp query "select file from '
             f"ops.ingest_manifest where source || '.' || dataset = '{source_key}'\"` lists them"
         )
-    [entry] = entries
+    entry = entries[-1]
     day = entry["_logical_date"]
     removed: dict[str, int] = {}
     with journal.exclusive(spec.key, day, settings):

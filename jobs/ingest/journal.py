@@ -109,15 +109,6 @@ def exclusive(key: str, day: date, settings: Settings) -> Iterator[None]:
         handle.close()
 
 
-def is_locked(key: str, day: date, settings: Settings) -> bool:
-    """Does a live process hold the writer lock of this dataset and day?"""
-    try:
-        with exclusive(key, day, settings):
-            return False
-    except ConcurrentIngest:
-        return True
-
-
 def _path(settings: Settings) -> str:
     return lake.table_path("ops", JOURNAL_TABLE, settings)
 

@@ -190,3 +190,27 @@ def test_the_gate_completes_an_interrupted_batch_of_its_day(clean, tmp_path, mon
     assert len(recover_day(DAY, settings)) == 1
     assert _state(settings) == clean["v2"]
     assert recover_day(DAY, settings) == []
+
+
+def test_an_interrupted_batch_whose_file_is_gone_stops_until_restored_or_retracted(
+    tmp_path, monkeypatch
+):
+    from jobs.common.errors import CdpError
+    from jobs.ingest.bronze import retract
+
+    settings = _use(tmp_path, monkeypatch)
+    crashed = _crash(tmp_path, "orders.csv", V2, "bronze:after")  # its first import
+    assert crashed.returncode == -signal.SIGKILL, crashed.stderr
+    copy = Path(settings.landing_root) / "_imports" / "brand" / "orders" / f"dt={DAY}"
+    (copy / "orders.csv").unlink()  # the file the batch must be redone from is gone
+
+    with pytest.raises(CdpError, match=r"orders\.csv are gone"):
+        _import(tmp_path, "part2.csv", OTHER, settings)
+
+    removed = retract("brand.orders", f"import/brand/orders/dt={DAY}/orders.csv", settings=settings)
+    assert removed["bronze.import_brand_orders"] > 0  # the half-written rows leave
+    other = _import(tmp_path, "part2.csv", OTHER, settings)
+    assert len(other.recovered) == 1
+    bronze = DeltaTable(lake_io.table_path("bronze", "import_brand_orders", settings))
+    files = set(bronze.to_pyarrow_table().column("_file").to_pylist())
+    assert files == {f"import/brand/orders/dt={DAY}/part2.csv"}
