@@ -385,9 +385,10 @@ def maintain_lake(logical_date: date, settings: Settings | None = None) -> dict:
         RECOMPUTE_TABLE,
         RETRACTED_TABLE,
     )
-    from jobs.ingest.journal import JOURNAL_TABLE
+    from jobs.ingest.journal import JOURNAL_TABLE, prune
 
     settings = settings or get_settings()
+    pruned = prune(settings, settings.ingest.journal_retention_days)
     day_partitioned = [("quarantine", QUARANTINE_TABLE)]
     whole = [
         ("ops", MANIFEST_TABLE),
@@ -406,7 +407,7 @@ def maintain_lake(logical_date: date, settings: Settings | None = None) -> dict:
         f"{layer}.{name}": lake.compact(lake.table_path(layer, name, settings))
         for layer, name in whole
     }
-    return {"files_compacted": removed}
+    return {"files_compacted": removed, "journal_entries_pruned": pruned}
 
 
 STEPS = (

@@ -118,6 +118,8 @@ class IngestSettings(BaseModel):
     # Records dated up to this many days before the file's day still land (late records); the
     # days they belong to are marked for recomputation downstream (ops.recompute_days).
     lookback_days: int = 7
+    # Entries of finished batches in ops.ingest_journal are kept this long (maintain_lake).
+    journal_retention_days: int = 30
 
 
 class _YamlSource(PydanticBaseSettingsSource):

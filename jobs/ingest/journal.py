@@ -26,7 +26,7 @@ import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pyarrow as pa
@@ -176,3 +176,20 @@ def interrupted(
         for row in last.values()
         if row["state"] == "started"
     ]
+
+
+def prune(settings: Settings, keep_days: int, now: datetime | None = None) -> int:
+    """Drop the entries of batches that ended (committed, recovered, aborted) more than
+    `keep_days` ago; an interrupted batch keeps its entries until it is completed. Returns the
+    rows removed. `maintain_lake` runs it daily, so the journal stays a few days of batches."""
+    path = _path(settings)
+    if not lake.is_delta(path):
+        return 0
+    cutoff = (now or datetime.now(UTC)) - timedelta(days=keep_days)
+    predicate = f"at < '{cutoff.strftime('%Y-%m-%dT%H:%M:%SZ')}'"
+    pending = sorted({b.batch_id for b in interrupted(settings)})
+    if pending:
+        predicate += f" AND batch_id NOT IN ({', '.join(lake.sql_literal(b) for b in pending)})"
+    with lake.table_lock(path):
+        metrics = DeltaTable(path).delete(predicate)
+    return int(metrics.get("num_deleted_rows", 0) or 0)

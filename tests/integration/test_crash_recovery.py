@@ -214,3 +214,21 @@ def test_an_interrupted_batch_whose_file_is_gone_stops_until_restored_or_retract
     bronze = DeltaTable(lake_io.table_path("bronze", "import_brand_orders", settings))
     files = set(bronze.to_pyarrow_table().column("_file").to_pylist())
     assert files == {f"import/brand/orders/dt={DAY}/part2.csv"}
+
+
+def test_the_journal_keeps_interrupted_batches_and_prunes_finished_ones(tmp_path, monkeypatch):
+    from datetime import UTC, datetime, timedelta
+
+    from jobs.ingest import journal
+
+    settings = _use(tmp_path, monkeypatch)
+    _import(tmp_path, "orders.csv", V1, settings)  # finished: started + committed
+    crashed = _crash(tmp_path, "part2.csv", OTHER, "bronze:after")  # interrupted: started
+    assert crashed.returncode == -signal.SIGKILL, crashed.stderr
+    later = datetime.now(UTC) + timedelta(days=31)
+
+    assert journal.prune(settings, keep_days=30) == 0  # nothing is old yet
+    assert journal.prune(settings, keep_days=30, now=later) == 2
+    [pending] = journal.interrupted(settings)
+    assert [f.key for f in pending.files] == [f"import/brand/orders/dt={DAY}/part2.csv"]
+    assert _import(tmp_path, "orders.csv", V1, settings).recovered == (pending.batch_id,)
