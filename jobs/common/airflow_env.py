@@ -138,15 +138,19 @@ def _tail(proc: subprocess.CompletedProcess[str], lines: int = _OUTPUT_TAIL_LINE
     return "\n".join(output.strip().splitlines()[-lines:])
 
 
-def _db_revision(path: Path) -> str | None:
-    if not path.exists():
-        return None
+def metadata_value(path: Path, sql: str, params: tuple = ()) -> Any:
+    """The first column of the first row of a query on the SQLite metadata DB, read-only;
+    None when the DB, the table or the row is not there (yet)."""
     try:
         with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as conn:
-            row = conn.execute("SELECT version_num FROM alembic_version").fetchone()
+            row = conn.execute(sql, params).fetchone()
     except sqlite3.Error:
         return None
     return row[0] if row else None
+
+
+def _db_revision(path: Path) -> str | None:
+    return metadata_value(path, "SELECT version_num FROM alembic_version")
 
 
 def ensure_db(settings: Settings | None = None) -> bool:
@@ -182,12 +186,7 @@ def _migrate(settings: Settings) -> bool:
 
 
 def _pool_slots(path: Path, pool: str) -> int | None:
-    try:
-        with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as conn:
-            row = conn.execute("SELECT slots FROM slot_pool WHERE pool = ?", (pool,)).fetchone()
-    except sqlite3.Error:
-        return None
-    return row[0] if row else None
+    return metadata_value(path, "SELECT slots FROM slot_pool WHERE pool = ?", (pool,))
 
 
 def ensure_pool(settings: Settings | None = None) -> bool:

@@ -31,7 +31,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from jobs.common.airflow_env import airflow_env, db_path, ensure_db
+from jobs.common.airflow_env import airflow_env, db_path, ensure_db, metadata_value
 from jobs.common.errors import CdpError
 from jobs.common.settings import Settings, get_settings
 
@@ -98,12 +98,10 @@ def _die_with_parent() -> None:  # pragma: no cover - runs in the child, before 
 
 def is_paused(settings: Settings, dag_id: str) -> bool | None:
     """Whether the DAG is paused (None: not in the metadata DB yet)."""
-    try:
-        with sqlite3.connect(f"file:{db_path(settings)}?mode=ro", uri=True) as conn:
-            row = conn.execute("SELECT is_paused FROM dag WHERE dag_id = ?", (dag_id,)).fetchone()
-    except sqlite3.Error:
-        return None
-    return bool(row[0]) if row else None
+    paused = metadata_value(
+        db_path(settings), "SELECT is_paused FROM dag WHERE dag_id = ?", (dag_id,)
+    )
+    return None if paused is None else bool(paused)
 
 
 @dataclass

@@ -177,13 +177,20 @@ def _scope(spec: SourceSpec) -> pc.Expression:
     return (pc.field("source") == spec.source) & (pc.field("dataset") == spec.dataset)
 
 
-def _manifest_rows(spec: SourceSpec, settings: Settings, condition: pc.Expression) -> list[dict]:
-    path = lake.table_path("ops", MANIFEST_TABLE, settings)
+def _ops_rows(
+    table: str, spec: SourceSpec, settings: Settings, condition: pc.Expression
+) -> list[dict]:
+    """This dataset's rows of an ops table (the manifest, the retractions) that match."""
+    path = lake.table_path("ops", table, settings)
     if not lake.is_delta(path):
         return []
     return (
         DeltaTable(path).to_pyarrow_dataset().to_table(filter=_scope(spec) & condition).to_pylist()
     )
+
+
+def _manifest_rows(spec: SourceSpec, settings: Settings, condition: pc.Expression) -> list[dict]:
+    return _ops_rows(MANIFEST_TABLE, spec, settings, condition)
 
 
 def ingested_elsewhere(
@@ -207,20 +214,18 @@ def ingested_elsewhere(
 
 def _retracted(spec: SourceSpec, digests: dict[str, str], settings: Settings) -> dict[str, str]:
     """key -> when, for files retracted with these exact bytes (a re-send with new bytes lands)."""
-    path = lake.table_path("ops", RETRACTED_TABLE, settings)
-    if not digests or not lake.is_delta(path):
-        return {}
-    rows = (
-        DeltaTable(path)
-        .to_pyarrow_dataset()
-        .to_table(filter=_scope(spec) & pc.field("file").isin(list(digests)))
-        .to_pylist()
-    )
     return {
         r["file"]: f"{r['retracted_at']:%Y-%m-%d %H:%M} UTC"
-        for r in rows
+        for r in _retractions(spec, list(digests), settings)
         if digests.get(r["file"]) == r["sha256"]
     }
+
+
+def _retractions(spec: SourceSpec, keys: Sequence[str], settings: Settings) -> list[dict]:
+    """Retractions of these files (whatever bytes they had)."""
+    if not keys:
+        return []
+    return _ops_rows(RETRACTED_TABLE, spec, settings, pc.field("file").isin(list(keys)))
 
 
 def bronze_schema(spec: SourceSpec) -> pa.Schema:
@@ -381,7 +386,7 @@ def recover(
 
     done = []
     for batch in batches:
-        retracted = _retracted_keys(spec, [f.key for f in batch.files], settings)
+        retracted = {r["file"] for r in _retractions(spec, [f.key for f in batch.files], settings)}
         files = [f for f in batch.files if f.key not in retracted]
         missing = [f.key for f in files if not open_location(f.location).exists()]
         if missing:
@@ -412,18 +417,6 @@ def recover(
             continue  # its day is being written right now: that process finishes it
         done.append(batch.batch_id)
     return done
-
-
-def _retracted_keys(spec: SourceSpec, keys: Sequence[str], settings: Settings) -> set[str]:
-    path = lake.table_path("ops", RETRACTED_TABLE, settings)
-    if not keys or not lake.is_delta(path):
-        return set()
-    rows = (
-        DeltaTable(path)
-        .to_pyarrow_dataset()
-        .to_table(columns=["file"], filter=_scope(spec) & pc.field("file").isin(list(keys)))
-    )
-    return set(rows.column("file").to_pylist())
 
 
 def _run_key_of(batch: journal.Batch) -> str:
@@ -812,26 +805,16 @@ def reingest_file(
 
     settings = settings or get_settings()
     source, _, dataset = source_key.partition(".")
-    path = lake.table_path("ops", journal.JOURNAL_TABLE, settings)
-    rows = []
-    if lake.is_delta(path):
-        rows = (
-            DeltaTable(path)
-            .to_pyarrow_dataset()
-            .to_table(filter=(pc.field("source") == source) & (pc.field("dataset") == dataset))
-            .sort_by([("at", "descending")])
-            .to_pylist()
-        )
-    for row in rows:
-        for entry in json.loads(row["files"]):
-            if entry["key"] == file_key:
-                spec = spec_from_json(row["spec"])
-                location = open_location(entry["location"])
+    for row in reversed(journal.entries(settings, source, dataset)):  # newest first
+        batch = journal.as_batch(row)
+        for entry in batch.files:
+            if entry.key == file_key:
+                location = open_location(entry.location)
                 if not location.exists():
-                    raise CdpError(f"{file_key}: its copy {entry['location']} is gone")
+                    raise CdpError(f"{file_key}: its copy {entry.location} is gone")
                 return ingest_files(
-                    spec,
-                    row["_logical_date"],
+                    spec_from_json(batch.spec),
+                    batch.logical_date,
                     [(location, file_key)],
                     run_key=file_key,
                     settings=settings,
@@ -846,20 +829,9 @@ def _spec_for_key(source_key: str, settings: Settings, spec_from_json) -> Source
     if source_key in load_specs():
         return load_specs()[source_key]
     source, _, dataset = source_key.partition(".")
-    path = lake.table_path("ops", journal.JOURNAL_TABLE, settings)
-    if lake.is_delta(path):
-        rows = (
-            DeltaTable(path)
-            .to_pyarrow_dataset()
-            .to_table(
-                columns=["spec", "at"],
-                filter=(pc.field("source") == source) & (pc.field("dataset") == dataset),
-            )
-            .sort_by([("at", "descending")])
-            .to_pylist()
-        )
-        if rows:
-            return spec_from_json(rows[0]["spec"])
+    rows = journal.entries(settings, source, dataset)
+    if rows:
+        return spec_from_json(rows[-1]["spec"])  # the newest
     raise CdpError(f"unknown source {source_key!r}: neither a platform dataset nor an import")
 
 

@@ -134,14 +134,13 @@ def record(batch: Batch, state: str, settings: Settings) -> None:
     lake.append_arrow(pa.Table.from_pylist([row], schema=JOURNAL_SCHEMA), _path(settings))
 
 
-def interrupted(
+def entries(
     settings: Settings,
     source: str | None = None,
     dataset: str | None = None,
     day: date | None = None,
-) -> list[Batch]:
-    """Batches (of a dataset, of a day, or all) whose last journal entry is `started`, oldest
-    first. The caller checks the writer lock: a batch still running is not interrupted."""
+) -> list[dict]:
+    """Journal rows (of a dataset, of a day, or all), oldest first."""
     path = _path(settings)
     if not lake.is_delta(path):
         return []
@@ -152,30 +151,41 @@ def interrupted(
         condition = condition & (pc.field("dataset") == dataset)
     if day is not None:
         condition = condition & (pc.field("_logical_date") == day)
-    rows = (
+    return (
         DeltaTable(path)
         .to_pyarrow_dataset()
         .to_table(filter=condition)
         .sort_by([("at", "ascending")])
         .to_pylist()
     )
+
+
+def as_batch(row: dict) -> Batch:
+    """A journal row as the batch it records."""
+    return Batch(
+        batch_id=row["batch_id"],
+        source=row["source"],
+        dataset=row["dataset"],
+        logical_date=row["_logical_date"],
+        files=tuple(BatchFile(**f) for f in json.loads(row["files"])),
+        spec=row["spec"],
+        allow_shrink=bool(row["allow_shrink"]),
+    )
+
+
+def interrupted(
+    settings: Settings,
+    source: str | None = None,
+    dataset: str | None = None,
+    day: date | None = None,
+) -> list[Batch]:
+    """Batches (of a dataset, of a day, or all) whose last journal entry is `started`, oldest
+    first. The caller checks the writer lock: a batch still running is not interrupted."""
     last: dict[str, dict] = {}
-    for row in rows:
+    for row in entries(settings, source, dataset, day):
         last.pop(row["batch_id"], None)  # keep insertion order = order of the last entry
         last[row["batch_id"]] = row
-    return [
-        Batch(
-            batch_id=row["batch_id"],
-            source=row["source"],
-            dataset=row["dataset"],
-            logical_date=row["_logical_date"],
-            files=tuple(BatchFile(**f) for f in json.loads(row["files"])),
-            spec=row["spec"],
-            allow_shrink=bool(row["allow_shrink"]),
-        )
-        for row in last.values()
-        if row["state"] == "started"
-    ]
+    return [as_batch(row) for row in last.values() if row["state"] == "started"]
 
 
 def prune(settings: Settings, keep_days: int, now: datetime | None = None) -> int:
