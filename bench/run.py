@@ -47,10 +47,10 @@ TMALL_RATE_10_PER_YEAR = 0.0095  # ~10 orders per customer per year across the p
 
 def simulate_world(customers: int, days: int, end: date) -> dict:
     from jobs.common.settings import get_settings
-    from jobs.ingest.simulate import simulate
+    from jobs.simulator import simulate
 
     started = time.perf_counter()
-    keys = {k for group in GROUPS.values() for k in group} - {"tmall.orders"}
+    keys = {k for group in GROUPS.values() for k in group}
     world = simulate(
         Path(get_settings().landing_root),
         customers=customers,

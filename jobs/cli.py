@@ -104,7 +104,7 @@ def simulate(
     ] = 0.05,
     mess: Annotated[
         Path | None,
-        typer.Option(help="YAML of mess rates (keys of jobs.ingest.simulate.Mess)."),
+        typer.Option(help="YAML of mess rates (keys of jobs.simulator.Mess)."),
     ] = None,
     clean: Annotated[
         bool, typer.Option(help="No mess at all (options below still apply).")
@@ -114,13 +114,14 @@ def simulate(
     resync_rate: Annotated[float | None, typer.Option(min=0.0, max=1.0)] = None,
     late_rate: Annotated[float | None, typer.Option(min=0.0, max=1.0)] = None,
     household_rate: Annotated[float | None, typer.Option(min=0.0, max=1.0)] = None,
+    gift_rate: Annotated[float | None, typer.Option(min=0.0, max=1.0)] = None,
 ):
     """Generate a simulated commerce world into the landing area (plus ground truth in _truth/)."""
     from dataclasses import replace
 
     from jobs.common.settings import get_settings
-    from jobs.ingest.simulate import Mess
-    from jobs.ingest.simulate import simulate as run
+    from jobs.simulator import Mess
+    from jobs.simulator import simulate as run
 
     rates = Mess.none() if clean else Mess.from_yaml(mess) if mess else Mess()
     overrides = {
@@ -129,6 +130,7 @@ def simulate(
         "resync_rate": resync_rate,
         "late_rate": late_rate,
         "household_rate": household_rate,
+        "gift_rate": gift_rate,
     }
     rates = replace(rates, **{k: v for k, v in overrides.items() if v is not None})
     target = out or Path(get_settings().landing_root)
@@ -151,6 +153,12 @@ def simulate(
         console.print(
             "  mess (records flagged in _truth/records.csv): "
             + ", ".join(f"{k} {v}" for k, v in s.flags.items())
+        )
+    if s.truth is not None and s.truth.records:
+        t = s.truth
+        console.print(
+            f"  truth: {t.linkable / t.records:.1%} of {t.records} records linkable by an "
+            f"identifier, {t.fuzzy_linkable / t.records:.1%} only by name/birthday/address"
         )
 
 

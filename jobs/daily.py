@@ -16,7 +16,7 @@ from jobs.common.settings import Settings, get_settings
 # tracking events back. A source not listed is its own family.
 FAMILIES = {
     "marketplaces": ("tmall", "jd", "douyin", "pdd"),
-    "own_channels": ("youzan", "miniprogram", "pos", "erp", "crm"),
+    "own_channels": ("youzan", "miniprogram", "pos", "erp", "crm", "sms"),
     "tracking": ("web", "app"),
     "social": ("wecom", "oa"),
 }
@@ -296,33 +296,28 @@ def build_silver(logical_date: date, settings: Settings | None = None) -> dict:
     merge never replaces a later day's state with an earlier one: rerunning or backfilling an
     old day leaves orders a later export re-synced (a new status, a refund) as they are.
     """
-    from functools import reduce
-
     from pyspark.sql import functions as F
 
     from jobs.common.spark import get_spark
     from jobs.identity.customers import customers_from_orders
     from jobs.ingest.bronze import days_to_recompute
     from jobs.ingest.spec import load_specs
-    from jobs.silver.orders import to_silver
+    from jobs.silver.orders import one_row_per_order, to_silver
 
     settings = settings or get_settings()
     spark = get_spark()
     key = settings.hmac_key()
     parts = []
     for spec in load_specs().values():
-        if spec.dataset != "orders" or not spec.silver:
+        if not spec.silver:  # order datasets: tmall.orders, tmall.trades, jd.orders, ...
             continue
         bronze = _bronze_of_day(spark, spec.bronze_table, logical_date, settings)
         if bronze is not None:
-            parts.append(to_silver(bronze, spec.source, spec.silver, key))
+            silver = to_silver(bronze, spec.source, spec.silver, key)
+            parts.append((silver, int(spec.silver.get("priority", 0))))
     if not parts:
         return {"orders": 0}
-    orders = (
-        reduce(lambda a, b: a.unionByName(b), parts)
-        .withColumn("_logical_date", F.lit(logical_date))
-        .cache()
-    )
+    orders = one_row_per_order(parts).withColumn("_logical_date", F.lit(logical_date)).cache()
     gate = _gate(orders, "silver.orders", logical_date, settings)
     orders_path = lake.table_path("silver", "orders", settings)
     lake.merge_upsert(orders, orders_path, keys=["source", "order_id"], version="_logical_date")

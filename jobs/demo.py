@@ -25,7 +25,7 @@ def run_demo(customers: int = 1000, days: int = 3, stream_seconds: float = 90.0)
     from jobs.common import duck
     from jobs.common.airflow_env import dags_test, ensure_db
     from jobs.daily import preflight
-    from jobs.ingest.simulate import simulate
+    from jobs.simulator import simulate
     from jobs.stream import broker
     from jobs.stream.producer import produce, read_events
 

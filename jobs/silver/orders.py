@@ -69,7 +69,9 @@ def to_silver(bronze: DataFrame, source: str, silver: dict, hmac_key: bytes) -> 
     receiver_mobile, payment, created, pay_time, item_quantity), linked_order (for re-exports
     such as an ERP's: platform_field and order_id_field give `linked_order_ref`
     ``<platform>:<platform order id>``; rows of platforms in `ingested_directly` are left out,
-    since that platform's own export already brings the order). An order with neither a usable
+    since that platform's own export already brings the order), lines (true for exports with one
+    row per product line, JD's and 抖店's: the order-level cells repeat on every line and the
+    order's quantity is the sum of its lines' in one file). An order with neither a usable
     phone nor a buyer id keeps a null customer_key (key_type `unidentified`) until One-ID can
     match it on other evidence.
     """
@@ -109,6 +111,10 @@ def to_silver(bronze: DataFrame, source: str, silver: dict, hmac_key: bytes) -> 
         if direct:
             bronze = bronze.where(platform.isNull() | ~platform.isin(*direct))
     order_id = renames.get("order_id", "order_id")
+    quantity = renames.get("item_quantity", "item_quantity")
+    if silver.get("lines") and quantity in present:
+        lines = Window.partitionBy(order_id, "_file")  # one export of the order: all its lines
+        bronze = bronze.withColumn(quantity, F.sum(quantity).over(lines))
     return latest_per_order(bronze, order_id).select(
         field("order_id").cast("string").alias("order_id"),
         F.lit(source).alias("source"),
@@ -125,4 +131,22 @@ def to_silver(bronze: DataFrame, source: str, silver: dict, hmac_key: bytes) -> 
         linked_ref.alias("linked_order_ref"),
         F.col("_batch_id"),
         F.col("_ingested_at").alias("updated_at"),
+    )
+
+
+def one_row_per_order(parts: list[tuple[DataFrame, int]]) -> DataFrame:
+    """Silver orders of several datasets (each with its spec's `priority`, default 0) as one
+    frame with one row per (source, order_id): a brand pulling both Tmall's export and its API
+    gets each order twice under one order id; the higher priority wins, then the latest."""
+    from functools import reduce
+
+    frames = [df.withColumn("_priority", F.lit(priority)) for df, priority in parts]
+    union = reduce(lambda a, b: a.unionByName(b), frames)
+    w = Window.partitionBy("source", "order_id").orderBy(
+        F.col("_priority").desc(), F.col("updated_at").desc()
+    )
+    return (
+        union.withColumn("_rank", F.row_number().over(w))
+        .where("_rank = 1")
+        .drop("_rank", "_priority")
     )

@@ -12,8 +12,8 @@ from jobs.common.errors import CdpError
 from jobs.ingest.bronze import days_to_recompute, ingest
 from jobs.ingest.records import Record, parse_file
 from jobs.ingest.replay import replay
-from jobs.ingest.simulate import simulate
 from jobs.ingest.spec import get_spec
+from jobs.simulator import simulate
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 DAY = date(2026, 11, 22)
@@ -36,7 +36,7 @@ def test_ingest_reconciles_quarantines_and_is_idempotent(spark, lake):
     assert meta.distinct().count() == 1
     row = meta.first()
     assert row._source == "tmall"
-    assert row._schema_version == "1-0-0"
+    assert row._schema_version == spec.schema_version == "2-0-0"
     assert row._file == f"tmall/orders/dt={DAY}/orders_{DAY:%Y%m%d}.csv"
     assert bronze.where(F.col("_line").isNull()).count() == 0
 

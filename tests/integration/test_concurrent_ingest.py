@@ -14,7 +14,7 @@ from deltalake import DeltaTable
 
 from jobs.common import lake as lake_io
 from jobs.ingest import journal
-from jobs.ingest.simulate import simulate
+from jobs.simulator import simulate
 from tests.conftest import _lake_env
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]

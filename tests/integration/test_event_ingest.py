@@ -12,20 +12,20 @@ from pyspark.sql import functions as F
 from jobs.common import lake as lake_io
 from jobs.ingest.bronze import ingest
 from jobs.ingest.records import Record, Rejected, parse_file
-from jobs.ingest.simulate import simulate
-from jobs.ingest.simulate_events import event_writers
 from jobs.ingest.spec import get_spec
 from jobs.quality import bronze_checks, gate
+from jobs.simulator import events, simulate, wecom
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 DAY = date(2026, 11, 22)
+KEYS = sorted({**events.WRITERS, **wecom.WRITERS})
 
 
 def test_one_day_of_each_engagement_source_reconciles(spark, lake):
     landing = Path(lake.landing_root)
-    simulate(landing, customers=600, days=1, seed=6, end=DAY, bad_rate=0.2)
+    simulate(landing, customers=1500, days=1, seed=6, end=DAY, bad_rate=0.2, only=set(KEYS))
     quarantine_path = lake_io.table_path("quarantine", "records", lake)
-    for key in sorted(event_writers()):
+    for key in KEYS:
         spec = get_spec(key)
         [path] = sorted((landing / spec.source / spec.dataset / f"dt={DAY}").glob("*.jsonl"))
         parsed = list(parse_file(path, spec))
@@ -74,7 +74,8 @@ def test_one_day_of_each_engagement_source_reconciles(spark, lake):
 
 def test_event_times_land_as_timestamps_and_unix_times_as_numbers(spark, lake):
     landing = Path(lake.landing_root)
-    simulate(landing, customers=200, days=1, seed=2, end=DAY, bad_rate=0.0)
+    only = {"web.events", "wecom.messages"}
+    simulate(landing, customers=600, days=1, seed=2, end=DAY, bad_rate=0.0, only=only)
     ingest("web.events", DAY, settings=lake)
     ingest("wecom.messages", DAY, settings=lake)
     web = spark.read.format("delta").load(lake_io.table_path("bronze", "web_events", lake))

@@ -28,7 +28,7 @@ SHANGHAI = ZoneInfo("Asia/Shanghai")
 # Re-ingesting a day stamps its rows anew: when they were ingested is not part of the state.
 INGESTION_TIME = {"updated_at"}
 
-# order_id, buyer_open_uid, receiver_mobile, status, payment, refund_fee, created day
+# order_id, buyer_nick, receiver_mobile, status, payment, refund_fee, created day
 DAY1_ORDERS = [
     ("T1", "uidA", "13900000001", "WAIT_SELLER_SEND_GOODS", "100.00", "0.00", DAY1),
     ("T2", "uidB", "13900000002", "WAIT_BUYER_CONFIRM_GOODS", "50.00", "0.00", DAY1),
@@ -49,7 +49,7 @@ def _write_bronze(settings, day: date, orders: list[tuple]) -> None:
     rows = [
         {
             "order_id": oid,
-            "buyer_open_uid": uid,
+            "buyer_nick": uid,
             "receiver_mobile": phone,
             "order_status": status,
             "payment": Decimal(payment),

@@ -1,4 +1,5 @@
-"""Youzan API -> landing JSON lines -> bronze + quarantine on real Spark and Delta."""
+"""Youzan API (personal fields as per-shop ciphertext) -> the connector decrypts -> landing JSON
+lines -> bronze (plaintext) + quarantine on real Spark and Delta."""
 
 from __future__ import annotations
 
@@ -25,12 +26,20 @@ def test_pulled_day_ingests_and_reconciles_with_one_quarantined(spark, lake):
             f"{100 + i}.00",
             buyer_phone=f"139{i:08d}",
             yz_open_id=f"yzOpenId{i:012d}",
+            outer_user_id=f"oOpenid{i:021d}",
+            receiver_name=f"王{i}",
+            fenxiao=("160012345", f"F{i}") if i == 4 else None,  # a distributor shop's key
         )
         for i in range(5)
     ]
     broken = make_order("E20261122999999999999999", f"{DAY} 09:00:00", "一百元")
     next_day = make_order("E20261123000000000000001", "2026-11-23 08:00:00")
-    with YouzanServer([*orders, broken, next_day], page_size_cap=2, rate_limit_first=1) as server:
+    with YouzanServer(
+        [*orders, broken, next_day], page_size_cap=2, rate_limit_first=1, rate_limit_code=500100004
+    ) as server:
+        served = server.served(orders[3])["full_order_info"]["buyer_info"]["buyer_phone"]
+        assert served.startswith("$")
+        assert served.endswith("$1$")
         client = YouzanClient(
             server.base_url,
             server.client_id,
@@ -49,7 +58,14 @@ def test_pulled_day_ingests_and_reconciles_with_one_quarantined(spark, lake):
     assert bronze.count() == 5
     row = bronze.where(F.col("order_id") == "E20261122000000000000003").first()
     assert row.payment == Decimal("103.00")
-    assert row.buyer_phone == "13900000003"  # a string: a leading zero or +86 survives
+    assert row.buyer_phone == "13900000003"  # decrypted; a string: a leading zero survives
+    assert (row.receiver_name, row.receiver_tel) == ("王3", "13900000003")
+    assert row.outer_user_id == f"oOpenid{3:021d}"
+    assert row.refund_state == 0
+    fx = bronze.where(F.col("order_id") == "E20261122000000000000004").first()
+    assert (fx.fx_kdt_id, fx.buyer_phone, fx.receiver_name) == ("160012345", "13900000004", "王4")
+    for column in ("buyer_phone", "receiver_name", "receiver_tel", "receiver_address"):
+        assert bronze.where(F.col(column).startswith("$")).count() == 0, column
     assert row._source == "youzan"
     assert row._file == f"youzan/orders/dt={DAY}/orders.jsonl"
     # Wall time in the session time zone (collect() would convert to the driver's local zone).

@@ -30,7 +30,7 @@ PARAMS = {
 def bronze_row(i: int, **overrides: object) -> dict:
     row = {
         "order_id": f"T{i:06d}",
-        "buyer_open_uid": f"AAHk{i}",
+        "buyer_nick": f"tb{i:010d}",
         "receiver_mobile": [f"138****{i:04d}", f"1390000{i:04d}", None][i % 3],
         "order_status": STATUSES[i % len(STATUSES)],
         "payment": Decimal(f"{i}.50"),

@@ -130,8 +130,8 @@ def test_fast_and_full_schema_checks_agree(tmp_path, monkeypatch):
     from datetime import date
 
     from jobs.ingest.records import SchemaValidator, parse_file
-    from jobs.ingest.simulate import simulate
     from jobs.ingest.spec import load_specs
+    from jobs.simulator import simulate
 
     simulate(tmp_path, customers=1500, days=1, end=date(2026, 11, 22), bad_rate=0.3)
     seen: list[dict] = []

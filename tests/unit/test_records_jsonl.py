@@ -66,9 +66,16 @@ def test_good_line_is_mapped_and_coerced():
         "salesman_mobile": None,
         "fx_kdt_id": None,
         "fx_order_no": None,
+        # schema 1-1-0: update time, refund state, WeChat openid, receiver fields
+        "update_time": "2026-11-22T10:35:00",
+        "refund_state": 0,
+        "outer_user_id": None,
+        "receiver_name": "王伟",
+        "receiver_tel": "13912345678",
+        "receiver_address": "世纪大道1号",
     }
     # unmapped leaves are kept under their path, never dropped
-    assert rec.extra["full_order_info.address_info.receiver_name"] == "王伟"
+    assert "full_order_info.address_info.receiver_name" not in rec.extra
     assert rec.extra["full_order_info.orders.0.oid"] == "E2026112210310500000101"
     assert "full_order_info.order_info.tid" not in rec.extra
 

@@ -9,7 +9,7 @@ from jobs.silver.orders import SILVER_ORDER_COLUMNS, to_silver
 
 KEY = b"silver-unit-test-key-0123456789abcdef"
 BRONZE = (
-    "order_id string, buyer_open_uid string, payment decimal(18,2), order_status string, "
+    "order_id string, buyer_nick string, payment decimal(18,2), order_status string, "
     "receiver_mobile string, created timestamp, pay_time timestamp, refund_fee decimal(18,2), "
     "item_quantity long, _file string, _line long, _batch_id string, _ingested_at timestamp"
 )
@@ -19,10 +19,10 @@ def _token(ns: str, value: str) -> str:
     return hmac.new(KEY, f"{ns}{value}".encode(), hashlib.sha256).hexdigest()
 
 
-def _row(order_id, uid, amount, status, mobile, created, ingested, refund="0", line=2):
+def _row(order_id, nick, amount, status, mobile, created, ingested, refund="0", line=2):
     return (
         order_id,
-        uid,
+        nick,
         Decimal(amount),
         status,
         mobile,
@@ -44,7 +44,7 @@ def test_tmall_to_silver(spark):
             # re-synced order: the later sync wins
             _row(
                 "1001",
-                "uidA0000000",
+                "tb0000000001",
                 "100.00",
                 "WAIT_SELLER_SEND_GOODS",
                 "13912345678",
@@ -53,7 +53,7 @@ def test_tmall_to_silver(spark):
             ),
             _row(
                 "1001",
-                "uidA0000000",
+                "tb0000000001",
                 "100.00",
                 "TRADE_FINISHED",
                 "13912345678",
@@ -63,7 +63,7 @@ def test_tmall_to_silver(spark):
             # masked phone: keyed on the platform id
             _row(
                 "1002",
-                "uidB0000000",
+                "tb0000000002",
                 "50.00",
                 "TRADE_CLOSED",
                 "139****5678",
@@ -73,7 +73,7 @@ def test_tmall_to_silver(spark):
             ),
             _row(
                 "1003",
-                "uidC0000000",
+                "tb0000000003",
                 "20.00",
                 "TRADE_CLOSED",
                 "１３９１２３４５６７８",
@@ -95,8 +95,9 @@ def test_tmall_to_silver(spark):
     assert out["1001"].order_date == date(2026, 11, 21)
     assert out["1002"].status == "refunded"
     assert out["1002"].phone_token is None
-    assert out["1002"].customer_key == _token("tmall_open_uid:", "uidB0000000")
-    assert out["1002"].key_type == "tmall_open_uid"
+    # the seller-center export's only buyer id is the nick (买家会员名)
+    assert out["1002"].customer_key == _token("tmall_nick:", "tb0000000002")
+    assert out["1002"].key_type == "tmall_nick"
     # full-width digits normalize to the same person as order 1001
     assert out["1003"].customer_key == phone
     assert out["1003"].status == "closed"
