@@ -39,7 +39,14 @@ def _isolated(tmp: Path) -> None:
 
 
 GROUPS = {
-    "orders": ("tmall.orders", "jd.orders", "douyin.orders", "pdd.orders", "youzan.orders"),
+    "orders": (
+        "tmall.orders",
+        "tmall.trades",
+        "jd.orders",
+        "douyin.orders",
+        "pdd.orders",
+        "youzan.orders",
+    ),
     "events": ("web.events", "app.events", "miniprogram.events"),
 }
 TMALL_RATE_10_PER_YEAR = 0.0095  # ~10 orders per customer per year across the platforms

@@ -143,6 +143,7 @@ def simulate(
         bad_rate=bad_rate,
         orders_per_customer_day=orders_per_customer_day,
         mess=rates,
+        progress=True,
     )
     console.print(
         f"simulated {s.customers} customers, {s.start}..{s.end}: {s.orders} orders "

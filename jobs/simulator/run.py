@@ -87,6 +87,7 @@ def simulate(
     orders_per_customer_day: float = TMALL_RATE,
     mess: Mess | None = None,
     only: set[str] | None = None,
+    progress: bool = False,
 ) -> SimulationSummary:
     """Write `days` days ending `end` of a world of `customers` people under `out`.
 
@@ -94,8 +95,12 @@ def simulate(
     another's orders run only with it. `orders_per_customer_day` is the Tmall rate; every other
     platform keeps its ratio to it (at the default 0.05 the order platforms together make ~0.145
     orders per person-day; 0.0095 gives ~10 orders per person per year). `mess=None` uses the
-    demo's `Mess()` rates.
+    demo's `Mess()` rates. `progress` shows a bar per day and the truth step (the CLI's).
     """
+    from contextlib import nullcontext
+
+    from jobs.common.progress import step, track
+
     out = Path(out)
     mess = Mess() if mess is None else mess
     registry = writers()
@@ -115,7 +120,8 @@ def simulate(
     ev_dir = out / "web" / "events"
     ev_dir.mkdir(parents=True, exist_ok=True)
     with (ev_dir / "events.jsonl").open("w", encoding="utf-8") as events_fh:
-        for offset in range(days):
+        offsets = track(range(days), "simulate days") if progress else range(days)
+        for offset in offsets:
             day = start + timedelta(days=offset)
             book.day_index = offset
             handoff: dict = {}
@@ -142,7 +148,8 @@ def simulate(
             stream.sort(key=lambda e: e["ts"])
             events_fh.writelines(dumps_line(e) + "\n" for e in stream)
             n_events += len(stream)
-    stats = truth.close()
+    with step("ground truth: identifiers, consent, labels") if progress else nullcontext():
+        stats = truth.close()
     return SimulationSummary(
         out, customers, days, start, end, files, records, bad, n_events, stats.flags, stats
     )

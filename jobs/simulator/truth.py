@@ -59,7 +59,8 @@ class TruthStats:
     fuzzy_linkable: int = 0
     flags: dict[str, int] = field(default_factory=dict)
     by_dataset: dict[str, tuple[int, int, int]] = field(default_factory=dict)  # n, link, fuzzy
-    people_per_identifier: dict[str, int] = field(default_factory=dict)
+    people_per_identifier: dict[str, int] = field(default_factory=dict)  # holders (world)
+    people_seen_per_identifier: dict[str, int] = field(default_factory=dict)  # in the records
 
 
 class TruthBook:
@@ -73,7 +74,7 @@ class TruthBook:
         self._rid = 0
         self._fh = {
             name: (self.work / f"{name}.csv").open("w", newline="", encoding="utf-8")
-            for name in ("records", "record_ids", "evidence", "extra_ids", "consent_extra")
+            for name in ("records", "record_ids", "evidence", "extra_ids")
         }
         self._w = {name: csv.writer(fh) for name, fh in self._fh.items()}
         self._extra_seen: set[tuple[str, str, str]] = set()
@@ -131,30 +132,21 @@ class TruthBook:
     def close(self) -> TruthStats:
         for fh in self._fh.values():
             fh.close()
-        self._write_identifiers()
-        self._write_people_and_consent()
+        self._write_world()
         stats = self._label()
         stats.flags = dict(sorted(self.flags.items()))
         shutil.rmtree(self.work, ignore_errors=True)
         return stats
 
-    def _write_identifiers(self) -> None:
-        with (self.dir / "identifiers.csv").open("w", newline="", encoding="utf-8") as fh:
-            w = csv.writer(fh)
-            w.writerow(["identifier_type", "value", "person_id", "valid_from", "valid_to"])
-            for person in self.world:
-                pid = person.person_id
-                w.writerows((t, v, pid, _ts(a), _ts(b)) for t, v, a, b in identifiers(person))
-            w.writerows((t, v, holder, "", "") for t, v, holder in staff_identifiers(self.world))
-            with (self.work / "extra_ids.csv").open(encoding="utf-8", newline="") as extra:
-                w.writerows(csv.reader(extra))
-
-    def _write_people_and_consent(self) -> None:
+    def _write_world(self) -> None:
+        """identifiers.csv, people.csv and consent.csv in one pass over the world's people."""
         with (
+            (self.dir / "identifiers.csv").open("w", newline="", encoding="utf-8") as idf,
             (self.dir / "people.csv").open("w", newline="", encoding="utf-8") as pf,
             (self.dir / "consent.csv").open("w", newline="", encoding="utf-8") as cf,
         ):
-            people, consent = csv.writer(pf), csv.writer(cf)
+            ids, people, consent = csv.writer(idf), csv.writer(pf), csv.writer(cf)
+            ids.writerow(["identifier_type", "value", "person_id", "valid_from", "valid_to"])
             people.writerow([
                 "person_id", "name", "gender", "birthday", "region", "household_id",
                 "shares_household_phone", "member_card", "member_since", "signup_channel",
@@ -165,22 +157,30 @@ class TruthBook:
                 "notice_version",
             ])  # fmt: skip
             for p in self.world:
-                m = p.member
+                pid, m = p.person_id, p.member
+                ids.writerows((t, v, pid, _ts(a), _ts(b)) for t, v, a, b in identifiers(p))
                 people.writerow([
-                    p.person_id, p.name, p.gender, p.birthday.isoformat(), p.region,
+                    pid, p.name, p.gender, p.birthday.isoformat(), p.region,
                     p.household_id, int(p.shares_household_phone), m.card if m else "",
                     _ts(m.signed_up) if m else "", m.channel if m else "",
                     m.home_store if m else "", m.guide if m else "", int(p.phone_changed),
                     int(p.recycled_number), int(p.is_namesake),
                 ])  # fmt: skip
                 consent.writerows(_consent_spans(p.consent_events))
+            ids.writerows((t, v, holder, "", "") for t, v, holder in staff_identifiers(self.world))
+            with (self.work / "extra_ids.csv").open(encoding="utf-8", newline="") as extra:
+                ids.writerows(csv.reader(extra))
 
     def _label(self) -> TruthStats:
         import duckdb
 
         work = self.work
         con = duckdb.connect()
+        # Bounded, whatever the world's size: DuckDB spills to the work folder beyond this.
         con.execute(f"set temp_directory='{work / 'duck'}'")
+        con.execute("set memory_limit='256MB'")
+        con.execute("set threads=2")
+        con.execute("set preserve_insertion_order=false")
 
         def load(name: str, columns: Sequence[str]) -> None:
             con.execute(f"create table {name} ({', '.join(f'{c} varchar' for c in columns)})")
@@ -258,6 +258,12 @@ class TruthBook:
                 where regexp_matches(person_id, '^P[0-9]+$') group by 1 order by 1"""
         ).fetchall():
             stats.people_per_identifier[kind] = int(n)
+        for kind, n in con.execute(
+            """select i.identifier_type, count(distinct l.person_id)
+               from live l join record_ids i using (rid)
+               where regexp_matches(l.person_id, '^P[0-9]+$') group by 1 order by 1"""
+        ).fetchall():
+            stats.people_seen_per_identifier[kind] = int(n)
         con.close()
         return stats
 

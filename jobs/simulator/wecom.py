@@ -492,6 +492,27 @@ def push(person: Person, event: str, at: datetime, **fields: str) -> dict:
     }
 
 
+def user_info(person: Person, at: datetime, scene: str) -> dict:
+    """Our receiver's enrichment of a follow: `cgi-bin/user/info` for the new follower. The
+    unionid is there only because the account is bound to the brand's open platform ("只有在用户
+    将公众号绑定到微信开放平台帐号后，才会出现该字段")."""
+    info: dict = {
+        "subscribe": 1,
+        "openid": person.openid(OA),
+        "language": "zh_CN",
+        "subscribe_time": unix(at),
+        "remark": "",
+        "groupid": 0,
+        "tagid_list": [],
+        "subscribe_scene": "ADD_SCENE_QR_CODE" if scene else "ADD_SCENE_SEARCH",
+        "qr_scene": 0,
+        "qr_scene_str": scene,
+    }
+    if OA.bound:
+        info["unionid"] = person.unionid
+    return {"user_info": info}
+
+
 def follower(person: Person, at: datetime) -> bool:
     followed, unfollowed = person.oa_followed, person.oa_unfollowed
     return followed is not None and followed <= at and (unfollowed is None or at < unfollowed)
@@ -501,18 +522,25 @@ def oa_items(ctx: Day) -> list[Item]:
     rng, w, day, seed = ctx.rng, ctx.world, ctx.day, ctx.seed
     items: list[Item] = []
 
-    def add(person: Person, event: str, at: datetime, **fields: str) -> None:
+    def add(person: Person, event: str, at: datetime, **fields: str) -> Item:
         obj = push(person, event, at, **fields)
         items.append(Item(at, obj, person, ids=[("wechat_openid", obj["FromUserName"])]))
+        return items[-1]
 
     for person in w.on_day(w.oa_follow, day):
         at = person.oa_followed
         assert at is not None
         if frac(seed, "oa-qr", person.index) < OA_QR_SHARE:
             scene = pick(seed, "oa-scene", person.index, oa_scenes(w, person))
-            add(person, "subscribe", at, EventKey=f"qrscene_{scene}", Ticket=_ticket(ctx, scene))
+            item = add(
+                person, "subscribe", at, EventKey=f"qrscene_{scene}", Ticket=_ticket(ctx, scene)
+            )
         else:
-            add(person, "subscribe", at, EventKey="")  # found by searching the account
+            scene = ""
+            item = add(person, "subscribe", at, EventKey="")  # found by searching the account
+        item.obj["_enriched"] = user_info(person, at, scene)
+        if "unionid" in item.obj["_enriched"]["user_info"]:
+            item.ids.append(("wechat_unionid", person.unionid))
     for person in w.on_day(w.oa_unfollow, day):
         at = person.oa_unfollowed
         if at is not None and at.date() == day:
@@ -583,6 +611,6 @@ TRUTH: dict[str, DatasetTruth] = {
     ),
     "oa.events": DatasetTruth(
         record_id=_parts("openid", "event", "create_time_unix"),
-        identifiers={"openid": "wechat_openid"},
+        identifiers={"openid": "wechat_openid", "unionid": "wechat_unionid"},
     ),
 }

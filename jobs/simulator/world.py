@@ -28,10 +28,9 @@ import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
-from functools import cached_property
 
 from jobs.simulator import ids
-from jobs.simulator.rand import Shuffle, below, draws, frac, pick
+from jobs.simulator.rand import Shuffle, below, cached, draws, frac, pick
 
 # --- the brand's apps, corps, shops and stores --------------------------------------------------
 
@@ -340,14 +339,14 @@ class Person:
     def person_id(self) -> str:
         return f"P{self.index + 1:06d}"
 
-    @cached_property
+    @cached
     def _b(self) -> bytes:
         return draws(self.world.seed, "person", self.index)
 
     def _frac(self, salt: str) -> float:
         return frac(self.world.seed, salt, self.index)
 
-    @cached_property
+    @cached
     def namesake_of(self) -> int | None:
         """The unrelated person whose name and birthday this person happens to share."""
         w = self.world
@@ -356,7 +355,7 @@ class Person:
             return source
         return None
 
-    @cached_property
+    @cached
     def is_namesake(self) -> bool:
         """Shares name and birthday with another person (either side of the pair)."""
         w = self.world
@@ -365,7 +364,7 @@ class Person:
             and w._namesake(self.index) != self.index
         )
 
-    @cached_property
+    @cached
     def gender(self) -> str:
         return "F" if self._b[0] % 100 < 68 else "M"  # a beauty brand's customers
 
@@ -378,19 +377,19 @@ class Person:
     def _own_birthday(self) -> date:
         return date(1965, 1, 1) + timedelta(days=int.from_bytes(self._b[5:8], "big") % (41 * 365))
 
-    @cached_property
+    @cached
     def name(self) -> str:
         src = self.namesake_of
         return Person(self.world, src)._own_name() if src is not None else self._own_name()
 
-    @cached_property
+    @cached
     def birthday(self) -> date:
         src = self.namesake_of
         return Person(self.world, src)._own_birthday() if src is not None else self._own_birthday()
 
     # --- household and address ---------------------------------------------------------------
 
-    @cached_property
+    @cached
     def household_id(self) -> str:
         """Household of the pair (2k, 2k+1), or ''. Its two people share the address."""
         k = self.index // 2
@@ -408,7 +407,7 @@ class Person:
             return None
         return Person(self.world, self.index ^ 1)
 
-    @cached_property
+    @cached
     def shares_household_phone(self) -> bool:
         """The household uses one phone (the first person's) on orders and sign-ups."""
         return (
@@ -416,19 +415,19 @@ class Person:
             and frac(self.world.seed, "hh-phone", self.index // 2) < HOUSEHOLD_PHONE
         )
 
-    @cached_property
+    @cached
     def shares_family_tablet(self) -> bool:
         return (
             bool(self.household_id)
             and frac(self.world.seed, "hh-tablet", self.index // 2) < HOUSEHOLD_TABLET
         )
 
-    @cached_property
+    @cached
     def region(self) -> int:
         home = self.index & ~1 if self.household_id else self.index
         return below(self.world.seed, "region", home, len(REGIONS))
 
-    @cached_property
+    @cached
     def address_parts(self) -> tuple[str, str, str, str, str]:
         """(province, city, district, street address, building and room): a household's one."""
         home = self.index & ~1 if self.household_id else self.index
@@ -451,7 +450,7 @@ class Person:
             not self.shares_household_phone and self.world.phone_change.at(self.index) is not None
         )
 
-    @cached_property
+    @cached
     def _changed(self) -> datetime | None:
         """When the person switched to a new number: a change of their own, or being given a
         recycled one (a recipient's previous number is simply dropped)."""
@@ -466,13 +465,13 @@ class Person:
         assert changed is not None
         return changed + timedelta(days=low + below(w.seed, "recycle-gap", self.index, high - low))
 
-    @cached_property
+    @cached
     def recycled_to(self) -> int | None:
         """The person who got this person's old number, if the carrier reassigned it in time."""
         r = self.world._recycle(self.index)
         return r if Person(self.world, r)._recycled_from == self.index else None
 
-    @cached_property
+    @cached
     def _recycled_from(self) -> int | None:
         """Whose released number this person was given (never a changer themselves)."""
         w = self.world
@@ -484,7 +483,7 @@ class Person:
             return None
         return i if old._recycle_date() < w.until else None
 
-    @cached_property
+    @cached
     def phones(self) -> tuple[PhoneSpan, ...]:
         """The person's own numbers over time (a household's second person has none of their own
         when they use the first's; `phone_at` gives the number they show)."""
@@ -520,7 +519,7 @@ class Person:
                 return span.phone
         return spans[-1].phone
 
-    @cached_property
+    @cached
     def email(self) -> str:
         return (
             ids.email(self.world.seed, self.index) if self._frac("has-email") < EMAIL_SHARE else ""
@@ -529,9 +528,17 @@ class Person:
     # --- platforms -----------------------------------------------------------------------------
 
     def uses(self, platform: str) -> bool:
-        if platform == "store" and self.member and self.member.channel == "store":
-            return True
-        return self._frac(f"uses:{platform}") < USES.get(platform, 1.0)
+        known = self._uses
+        if platform not in known:
+            if platform == "store" and self.member and self.member.channel == "store":
+                known[platform] = True
+            else:
+                known[platform] = self._frac(f"uses:{platform}") < USES.get(platform, 1.0)
+        return known[platform]
+
+    @cached
+    def _uses(self) -> dict[str, bool]:
+        return {}
 
     @property
     def unionid(self) -> str:
@@ -540,12 +547,12 @@ class Person:
     def openid(self, app: App) -> str:
         return ids.openid(self.world.seed, app.appid, self.index)
 
-    @cached_property
+    @cached
     def mp_app(self) -> App:
         """The mini-program the person opens (most use the bound shop app)."""
         return SHOP_MP if self._frac("mp-app") < 0.8 else MEMBER_MP
 
-    @cached_property
+    @cached
     def authorized_phone(self) -> bool:
         """Authorized their phone in the mini-program (getPhoneNumber)."""
         return self.uses("miniprogram") and self._frac("phone-auth") < PHONE_AUTH_SHARE
@@ -649,7 +656,7 @@ class Person:
             return at if self.uses("miniprogram") else None
         return at
 
-    @cached_property
+    @cached
     def member(self) -> Membership | None:
         w = self.world
         signed_up = w.signup.at(self.index)
@@ -698,7 +705,7 @@ class Person:
 
     # --- WeCom and the Official Account --------------------------------------------------------
 
-    @cached_property
+    @cached
     def wecom(self) -> WecomContact | None:
         """The person's contact in the brand's corp (added a guide), or None."""
         w = self.world
@@ -741,7 +748,7 @@ class Person:
             deleted=deleted if deleted is not None and deleted > added else None,
         )
 
-    @cached_property
+    @cached
     def agency_contact(self) -> WecomContact | None:
         """The agency corp's contact of the person (unbound corp: no unionid), or None."""
         c = self.wecom
@@ -762,17 +769,17 @@ class Person:
             deleted=None,
         )
 
-    @cached_property
+    @cached
     def oa_followed(self) -> datetime | None:
         return self.world.oa_follow.at(self.index)
 
-    @cached_property
+    @cached
     def oa_unfollowed(self) -> datetime | None:
         return self.event_time(self.world.oa_unfollow)
 
     # --- consent -------------------------------------------------------------------------------
 
-    @cached_property
+    @cached
     def consent_events(self) -> tuple[ConsentEvent, ...]:
         """Every consent event of the person over the world's history, in time order."""
         w, pid, out = self.world, self.person_id, []
@@ -810,7 +817,7 @@ class Person:
 
     # --- the legacy store system -----------------------------------------------------------
 
-    @cached_property
+    @cached
     def in_store_list(self) -> bool:
         """Registered in the store system's own membership list (no shared id with the CRM)."""
         m = self.member

@@ -27,7 +27,10 @@ THIN = {"sms.replies", "crm.tier_changes"}  # a handful of lines a day: maybe no
 
 def test_commerce_datasets_reconcile_into_bronze_and_quarantine(spark, lake):
     landing = Path(lake.landing_root)
-    simulate(landing, customers=2000, days=1, seed=9, end=DAY, bad_rate=0.1)
+    # Five times the default order rate: every order dataset gets enough lines to spoil some.
+    simulate(
+        landing, customers=2000, days=1, seed=9, end=DAY, bad_rate=0.1, orders_per_customer_day=0.25
+    )
     quarantine_path = lake_io.table_path("quarantine", "records", lake)
     for key in COMMERCE:
         spec = get_spec(key)
