@@ -43,6 +43,13 @@ def virtual_phone(seed: int, key: object) -> str:
     return f"{prefix}{number:08d}-{extension:04d}"
 
 
+def burner_phone(seed: int, account: str) -> str:
+    """A 刷单 account's number: a virtual-operator prefix (170/171/165), as burner SIMs have."""
+    b = draws(seed, "burner-phone", account)
+    prefix = ("170", "171", "165")[b[0] % 3]
+    return f"{prefix}{int.from_bytes(b[1:5], 'big') % 10**8:08d}"
+
+
 def email(seed: int, person: int) -> str:
     b = draws(seed, "email", person)
     domain = ("qq.com", "163.com", "126.com", "foxmail.com", "sina.com")[b[0] % 5]

@@ -185,7 +185,7 @@ def fake_ring(seed: int, source: str, day: date, size: int) -> FakeRing:
             person_id=f"{operator}-{k:02d}",
             seed=seed,
             name=rng.choice(SURNAMES) + rng.choice("伟芳娜敏静丽强磊"),
-            phone=f"{rng.choice(('170', '171', '165'))}{rng.randrange(10**8):08d}",
+            phone=ids.burner_phone(seed, f"{operator}-{k:02d}"),
             address=address,
             device=device,
         )
