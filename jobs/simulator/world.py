@@ -255,7 +255,14 @@ class World:
         # of mini-program users: agreed to personalised recommendations in the app
         self.personalization = DatedTrait(self, "personalization", PERSONALIZATION_SHARE, h0, until)
         self._recycle = Shuffle(n, seed, "recycle")
-        self._namesake = Shuffle(n, seed, "namesake")
+        self._namesake = Shuffle(n, seed, "namesake")  # whose name and birthday a copy takes
+        # Exactly this many people lend their name and birthday (at least one pair in any world
+        # of two or more, so a small world has the case too).
+        self._namesake_rank = Shuffle(n, seed, "namesake-rank")
+        self.namesake_pairs = max(1, round(n * NAMESAKE_SHARE)) if n > 1 else 0
+
+    def _lends_name(self, i: int) -> bool:
+        return self._namesake_rank(i) < self.namesake_pairs and self._namesake(i) != i
 
     def __len__(self) -> int:
         return self.n
@@ -351,7 +358,7 @@ class Person:
         """The unrelated person whose name and birthday this person happens to share."""
         w = self.world
         source = w._namesake.inverse(self.index)
-        if source != self.index and frac(w.seed, "namesake", source) < NAMESAKE_SHARE:
+        if source != self.index and w._lends_name(source):
             return source
         return None
 
@@ -359,10 +366,7 @@ class Person:
     def is_namesake(self) -> bool:
         """Shares name and birthday with another person (either side of the pair)."""
         w = self.world
-        return self.namesake_of is not None or (
-            frac(w.seed, "namesake", self.index) < NAMESAKE_SHARE
-            and w._namesake(self.index) != self.index
-        )
+        return self.namesake_of is not None or w._lends_name(self.index)
 
     @cached
     def gender(self) -> str:
@@ -532,6 +536,8 @@ class Person:
         if platform not in known:
             if platform == "store" and self.member and self.member.channel == "store":
                 known[platform] = True
+            elif platform == "app" and self.shares_family_tablet:
+                known[platform] = True  # the family tablet runs the brand's app
             else:
                 known[platform] = self._frac(f"uses:{platform}") < USES.get(platform, 1.0)
         return known[platform]
