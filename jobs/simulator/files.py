@@ -14,12 +14,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date, datetime, time
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
+from typing import TextIO
 
 from jobs.ingest.spec import get_spec
-
-if TYPE_CHECKING:
-    from jobs.simulator.context import Day
 
 UNKNOWN_STATUS = "状态未知"  # in no spec's value map: always rejected as an unknown value
 BAD_AMOUNTS = ("12..5", "abc", "￥-")
@@ -60,12 +57,12 @@ def dumps_line(obj: dict) -> str:
 
 @contextmanager
 def spec_csv_file(
-    ctx: Day, key: str, name: str, *, encoding: str = "utf-8-sig"
+    out: Path, day: date, key: str, name: str, *, encoding: str = "utf-8-sig"
 ) -> Iterator[tuple[csv.writer, list[str]]]:
     """The day's CSV export `name` of a spec, streamed to its landing file (UTF-8 with a BOM
     unless told): yields (writer, fields in column order), the header written."""
     spec = get_spec(key)
-    path = day_folder(ctx.out, spec.source, spec.dataset, ctx.day) / name
+    path = day_folder(out, spec.source, spec.dataset, day) / name
     with path.open("w", encoding=encoding, newline="") as fh:
         writer = csv.writer(fh, lineterminator="\r\n")
         writer.writerow([c.header for c in spec.columns])
@@ -73,7 +70,7 @@ def spec_csv_file(
 
 
 @contextmanager
-def spec_workbook(ctx: Day, key: str, name: str) -> Iterator[tuple[object, list[str]]]:
+def spec_workbook(out: Path, day: date, key: str, name: str) -> Iterator[tuple[object, list[str]]]:
     """The day's .xlsx export `name` of a spec (one sheet, the spec's): yields (sheet with the
     header written, fields in column order); saved on exit (`save_workbook`)."""
     from openpyxl import Workbook
@@ -83,8 +80,7 @@ def spec_workbook(ctx: Day, key: str, name: str) -> Iterator[tuple[object, list[
     sheet = book.create_sheet(spec.sheet)
     sheet.append([c.header for c in spec.columns])
     yield sheet, [c.field for c in spec.columns]
-    folder = day_folder(ctx.out, spec.source, spec.dataset, ctx.day)
-    save_workbook(book, folder / name, ctx.day)
+    save_workbook(book, day_folder(out, spec.source, spec.dataset, day) / name, day)
 
 
 def spoil_row(rng: random.Random, row: list[str], amount: int, status: int, key: int) -> list[str]:

@@ -120,7 +120,7 @@ def write_points(ctx: Day) -> Written:
     db = _state(ctx)
     n = bad = 0
     name = f"points_{day:%Y%m%d}.csv"
-    with db, spec_csv_file(ctx, "crm.points", name) as (writer, fields):
+    with db, spec_csv_file(ctx.out, ctx.day, "crm.points", name) as (writer, fields):
         db.execute("delete from points where day >= ?", (day.isoformat(),))
         joined, acting = _members_today(ctx, POINTS_RATE)
         for person in joined + acting:
@@ -213,7 +213,7 @@ def write_tier_changes(ctx: Day) -> Written:
     db.close()
     n = bad = 0
     name = f"tier_changes_{day:%Y%m%d}.csv"
-    with spec_csv_file(ctx, "crm.tier_changes", name) as (writer, fields):
+    with spec_csv_file(ctx.out, ctx.day, "crm.tier_changes", name) as (writer, fields):
         for when, person, kind, old, reason, tier, lifetime in changes:
             n += 1
             change_id = f"TC{day:%Y%m%d}{n:06d}"
@@ -305,7 +305,7 @@ def write_coupons(ctx: Day) -> Written:
     by_template = {t[0]: t for t in COUPONS}
     n = bad = 0
     name = f"coupons_{day:%Y%m%d}.csv"
-    with spec_csv_file(ctx, "crm.coupons", name) as (writer, fields):
+    with spec_csv_file(ctx.out, ctx.day, "crm.coupons", name) as (writer, fields):
         for code, template, person, mobile, status, channel, when in events:
             _tid, title, face, threshold, _days = by_template[template]
             ids, flags = _member_ids(person, mobile, when)

@@ -208,7 +208,7 @@ def write_crm_members(ctx: Day) -> Written:
     w, export = ctx.world, day_end(ctx.day)
     n = bad = 0
     name = f"members_{ctx.day:%Y%m%d}.csv"
-    with spec_csv_file(ctx, "crm.members", name) as (writer, fields):
+    with spec_csv_file(ctx.out, ctx.day, "crm.members", name) as (writer, fields):
 
         def emit(person: Person, updated: datetime) -> None:
             nonlocal n, bad
@@ -401,7 +401,7 @@ def write_pos_members(ctx: Day) -> Written:
     w, export, trait = ctx.world, day_end(ctx.day), _store_list_trait(ctx.world)
     n = bad = 0
     name = f"members_{ctx.day:%Y%m%d}.xlsx"
-    with spec_workbook(ctx, "pos.members", name) as (sheet, fields):
+    with spec_workbook(ctx.out, ctx.day, "pos.members", name) as (sheet, fields):
         for d in days_of(ctx):
             for registered, person in _registrations_on(w, trait, d):
                 cells, truth = _store_member_row(ctx, person, registered, export)
@@ -442,7 +442,7 @@ def write_crm_consents(ctx: Day) -> Written:
     export = day_end(ctx.day)
     n = bad = 0
     name = f"consents_{ctx.day:%Y%m%d}.csv"
-    with spec_csv_file(ctx, "crm.consents", name) as (writer, fields):
+    with spec_csv_file(ctx.out, ctx.day, "crm.consents", name) as (writer, fields):
         for d in days_of(ctx):
             for event, person in _consent_rows(ctx, d):
                 consent_id = f"CS{ctx.rng.getrandbits(64):016x}"

@@ -53,7 +53,7 @@ def write_pos_orders(ctx: Day) -> Written:
     rng, day = ctx.rng, ctx.day
     n = bad = 0
     name = f"sales_{day:%Y%m%d}.csv"
-    with spec_csv_file(ctx, "pos.orders", name, encoding="gbk") as (writer, fields):
+    with spec_csv_file(ctx.out, ctx.day, "pos.orders", name, encoding="gbk") as (writer, fields):
         for person in ctx.world.users("store", rng, POS_RATE * ctx.volume):
             store = store_of(ctx, person)
             sold = day_start(day) + timedelta(hours=10, seconds=rng.randrange(12 * 3_600))
@@ -160,7 +160,8 @@ def write_erp_orders(ctx: Day) -> Written:
         }
         rows.append((cells, person, person_flags(person), []))
     bad = 0
-    with spec_workbook(ctx, "erp.orders", f"orders_{day:%Y%m%d}.xlsx") as (sheet, fields):
+    name = f"orders_{day:%Y%m%d}.xlsx"
+    with spec_workbook(ctx.out, ctx.day, "erp.orders", name) as (sheet, fields):
         for cells, buyer, flags, ids in rows:
             row, spoiled = ctx.sheet_row(
                 cells, fields, key="erp_order_id", amount="payment", status="order_status",

@@ -75,7 +75,8 @@ def write_tmall_order_items(ctx: Day) -> Written:
     (the same sub-orders as the TOP trades, `marketplace.tmall_lines`)."""
     n = spoiled = 0
     name = f"order_items_{ctx.day:%Y%m%d}.csv"
-    with spec_csv_file(ctx, "tmall.order_items", name, encoding="gbk") as (writer, fields):
+    items = spec_csv_file(ctx.out, ctx.day, "tmall.order_items", name, encoding="gbk")
+    with items as (writer, fields):
         for s in _landed(ctx.sold("tmall")):
             if "resync" in s.flags:
                 continue
@@ -108,7 +109,7 @@ def write_tmall_refunds(ctx: Day) -> Written:
     (refused, withdrawn, still waiting)."""
     rng, n, spoiled = ctx.rng, 0, 0
     name = f"refunds_{ctx.day:%Y%m%d}.csv"
-    with spec_csv_file(ctx, "tmall.refunds", name) as (writer, fields):
+    with spec_csv_file(ctx.out, ctx.day, "tmall.refunds", name) as (writer, fields):
         for s in _landed(ctx.sold("tmall")):
             payment = _amount(s.payment)
             if s.status == TMALL_CLOSED and _amount(s.refund) > 0:
