@@ -31,6 +31,7 @@ ORDERS = [
     ("o5", "douyin", B, date(2024, 5, 5), "20.00", "closed", None),
     ("o6", "mini_program", C, date(2024, 6, 30), "10.01", "shipped", "pc"),
     ("o7", "tmall", C, date(2024, 6, 29), "10.00", "paid", "pc"),
+    ("o8", "youzan", B, date(2024, 6, 20), "40.00", "pending", None),  # placed, not paid yet
 ]
 # customer_key, phone_token, first_order_date, last_order_date, sources
 CUSTOMERS = [
