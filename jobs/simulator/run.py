@@ -8,10 +8,12 @@ platform, every file is streamed as it is produced, and truth is labelled at the
 from __future__ import annotations
 
 import random
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
 
+from jobs.common.progress import step, track
 from jobs.simulator import (
     events,
     loyalty,
@@ -24,6 +26,7 @@ from jobs.simulator import (
     youzan,
 )
 from jobs.simulator.context import (
+    PRODUCTS,
     TMALL_RATE,
     DatasetTruth,
     Day,
@@ -31,13 +34,14 @@ from jobs.simulator.context import (
     Writer,
     stream_event,
 )
-from jobs.simulator.files import dumps_line
+from jobs.simulator.files import day_start, dumps_line
 from jobs.simulator.mess import Mess, MessBook
 from jobs.simulator.truth import TruthBook, TruthStats
 from jobs.simulator.world import World
 
 # Every dataset, in the order a day is written: later writers read earlier ones' handoff (the
 # Tmall details and the ERP hang off the day's Tmall orders; tier changes follow points).
+SKUS = [sku for sku, _title, _price in PRODUCTS]
 MODULES = (marketplace, youzan, wechat, stores, tmall_details, loyalty, members, events, wecom)
 
 
@@ -97,10 +101,6 @@ def simulate(
     orders per person-day; 0.0095 gives ~10 orders per person per year). `mess=None` uses the
     demo's `Mess()` rates. `progress` shows a bar per day and the truth step (the CLI's).
     """
-    from contextlib import nullcontext
-
-    from jobs.common.progress import step, track
-
     out = Path(out)
     mess = Mess() if mess is None else mess
     registry = writers()
@@ -142,8 +142,8 @@ def simulate(
             # Carts never paid for: the streaming job's cart-abandonment trigger.
             rng = random.Random(f"{seed}:stream:{day}")
             for person in world.users("tmall", rng, 0.02):
-                ts = datetime_of(day, rng.randrange(86_400))
-                sku = rng.choice(marketplace_skus())
+                ts = day_start(day) + timedelta(seconds=rng.randrange(86_400))
+                sku = rng.choice(SKUS)
                 stream.append(stream_event(rng, "add_to_cart", person, ts, sku))
             stream.sort(key=lambda e: e["ts"])
             events_fh.writelines(dumps_line(e) + "\n" for e in stream)
@@ -153,15 +153,3 @@ def simulate(
     return SimulationSummary(
         out, customers, days, start, end, files, records, bad, n_events, stats.flags, stats
     )
-
-
-def datetime_of(day: date, second: int):
-    from jobs.simulator.files import day_start
-
-    return day_start(day) + timedelta(seconds=second)
-
-
-def marketplace_skus() -> list[str]:
-    from jobs.simulator.context import PRODUCTS
-
-    return [sku for sku, _title, _price in PRODUCTS]

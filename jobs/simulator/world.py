@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
 from jobs.simulator import ids
-from jobs.simulator.rand import Shuffle, below, cached, draws, frac, pick
+from jobs.simulator.rand import Shuffle, below, cached, draws, frac, pick, sample_indexes
 
 # --- the brand's apps, corps, shops and stores --------------------------------------------------
 
@@ -284,8 +284,6 @@ class World:
         """The people using `platform` who act today: `rate` x the world's size on average
         (as if everyone acted with probability `rate`), drawn among the platform's users only, so
         each of them acts with probability rate / share."""
-        from jobs.simulator.rand import sample_indexes
-
         share = USES.get(platform, 1.0)
         picked = sample_indexes(self.n, rng, min(1.0, rate / share))
         people = (Person(self, i) for i in picked)
