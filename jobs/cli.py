@@ -161,6 +161,13 @@ def simulate(
             f"  truth: {t.linkable / t.records:.1%} of {t.records} records linkable by an "
             f"identifier, {t.fuzzy_linkable / t.records:.1%} only by name/birthday/address"
         )
+        console.print(
+            "  people per identifier (holders / seen in records): "
+            + ", ".join(
+                f"{kind} {n}/{t.people_seen_per_identifier.get(kind, 0)}"
+                for kind, n in t.people_per_identifier.items()
+            )
+        )
 
 
 @run_app.command("daily")

@@ -44,11 +44,10 @@ class Sold:
     lines: tuple[tuple[str, str, float, int], ...]  # (sku, title, unit price, quantity)
     payment: str  # as written
     refund: str
-    genuine: bool  # not a test or 刷单 order
     receiver_name: str = ""
     receiver_phone: str = ""  # as written
     receiver_address: str = ""
-    flags: tuple[str, ...] = ()
+    flags: tuple[str, ...] = ()  # the record's truth flags ("test", "fake", "resync", ...)
 
 
 class OrderNumbers:

@@ -265,7 +265,6 @@ def sold(
         lines=order.lines,
         payment=payment or order.payment,
         refund=refund,
-        genuine=not order.kind,
         receiver_name=order.shown.name,
         receiver_phone=phone,
         receiver_address=order.shown.address,

@@ -161,7 +161,6 @@ def _sold(obj: dict, person: Person) -> Sold:
         lines=tuple((i["sku_id"], i["title"], float(i["price"]), i["num"]) for i in obj["items"]),
         payment=obj["total_amount"],
         refund=obj["refund_amount"],
-        genuine=True,
     )
 
 

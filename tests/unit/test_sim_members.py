@@ -229,7 +229,7 @@ def _sold(number: int, buyer, *, paid: bool = True, flags=(), payment: str = "19
         created=created,
         paid=created + timedelta(minutes=3) if paid else None, status="买家已付款，等待卖家发货",
         lines=(("P1001", "保湿精华液 30ml", 199.0, 1),), payment=payment, refund="0.00",
-        genuine=not flags, receiver_phone="138****0000", flags=tuple(flags),
+        receiver_phone="138****0000", flags=tuple(flags),
     )  # fmt: skip
 
 
