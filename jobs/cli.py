@@ -453,7 +453,7 @@ def query(
     from jobs.common import duck
 
     duck.check_read_only(sql)
-    con = duck.connect(layers=None if raw else duck.ANALYST_LAYERS)
+    con = duck.connect(raw=raw)
     try:
         cur = con.execute(sql)
     except duckdb.Error as exc:

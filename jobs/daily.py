@@ -230,26 +230,6 @@ def _summary(report) -> dict:
     }
 
 
-def _gate(df, suite: str, logical_date: date, settings: Settings) -> dict:
-    """Validate and record, then block on a failed blocking expectation."""
-    from jobs.quality import gate
-
-    report = _validate(df, suite, logical_date, settings)
-    gate.enforce(report)
-    return _summary(report)
-
-
-def _bronze_of_day(spark, table: str, logical_date: date, settings: Settings):
-    from pyspark.sql import functions as F
-
-    path = lake.table_path("bronze", table, settings)
-    if not lake.table_exists(spark, path):
-        return None
-    return (
-        spark.read.format("delta").load(path).where(F.col("_logical_date") == F.lit(logical_date))
-    )
-
-
 def check_bronze(logical_date: date, settings: Settings | None = None) -> dict:
     """Great Expectations on each source's bronze rows of the day; a blocking failure stops here.
 
@@ -289,48 +269,26 @@ def check_bronze(logical_date: date, settings: Settings | None = None) -> dict:
 
 
 def build_silver(logical_date: date, settings: Settings | None = None) -> dict:
-    """Every source's bronze orders of the day -> silver model -> validated -> merged into
-    silver.orders; silver.customers rebuilt from all of silver.orders.
+    """Every source's bronze rows of the day -> every silver table (jobs/silver/build.py:
+    transforms, the PII vault, quality gates, merges, and the day-grained rules re-applied to
+    the days `ops.recompute_days` marks); then silver.customers rebuilt from silver.orders.
 
-    Each order keeps the `_logical_date` of the files that brought its current state, and the
-    merge never replaces a later day's state with an earlier one: rerunning or backfilling an
-    old day leaves orders a later export re-synced (a new status, a refund) as they are.
+    Merged tables keep, per key, the `_logical_date` of the files that brought its current
+    state, and a merge never replaces a later day's state with an earlier one: rerunning or
+    backfilling an old day leaves what a later export re-synced as it is.
     """
-    from pyspark.sql import functions as F
-
     from jobs.common.spark import get_spark
     from jobs.identity.customers import customers_from_orders
-    from jobs.ingest.bronze import days_to_recompute
-    from jobs.ingest.spec import load_specs
-    from jobs.silver.orders import one_row_per_order, to_silver
+    from jobs.silver.build import build_day
 
     settings = settings or get_settings()
-    spark = get_spark()
-    key = settings.hmac_key()
-    parts = []
-    for spec in load_specs().values():
-        if not spec.silver:  # order datasets: tmall.orders, tmall.trades, jd.orders, ...
-            continue
-        bronze = _bronze_of_day(spark, spec.bronze_table, logical_date, settings)
-        if bronze is not None:
-            silver = to_silver(bronze, spec.source, spec.silver, key)
-            parts.append((silver, int(spec.silver.get("priority", 0))))
-    if not parts:
-        return {"orders": 0}
-    orders = one_row_per_order(parts).withColumn("_logical_date", F.lit(logical_date)).cache()
-    gate = _gate(orders, "silver.orders", logical_date, settings)
+    built = build_day(logical_date, settings)
     orders_path = lake.table_path("silver", "orders", settings)
-    lake.merge_upsert(orders, orders_path, keys=["source", "order_id"], version="_logical_date")
-    orders.unpersist()
-    customers = customers_from_orders(spark.read.format("delta").load(orders_path))
-    lake.overwrite(customers, lake.table_path("silver", "customers", settings))
-    return {
-        "quality": gate,
-        "orders": spark.read.format("delta").load(orders_path).count(),
-        # Late records of this day's files touched these earlier days: silver.orders is merged
-        # by key, so it is already right; day-grained marts recompute them.
-        "recompute": [str(d) for d in days_to_recompute(logical_date, settings)],
-    }
+    if lake.is_delta(orders_path):
+        spark = get_spark()
+        customers = customers_from_orders(spark.read.format("delta").load(orders_path))
+        lake.overwrite(customers, lake.table_path("silver", "customers", settings))
+    return built
 
 
 def publish_marts(logical_date: date, settings: Settings | None = None) -> dict:

@@ -16,7 +16,7 @@ TEST_HMAC_KEY = "test-only-key-0123456789abcdef0123456789abcdef"
 os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
 os.environ["CDP_PII_HMAC_KEY"] = TEST_HMAC_KEY
 
-pytest_plugins = ["tests.integration.kafka_fixtures"]
+pytest_plugins = ["tests.integration.kafka_fixtures", "tests.integration.silver_world"]
 
 
 def _lake_env(root: Path) -> dict[str, str]:

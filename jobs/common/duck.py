@@ -10,7 +10,8 @@ a path), then DuckDB's external access is disabled (no file, URL, ATTACH of a fi
 EXPORT, INSTALL or LOAD; no scans of Python variables), spilling to disk is off (the temp
 directory would otherwise stay a writable, readable path), and the configuration is locked so no
 `SET` can undo any of it. What a connection can read is exactly the layers it was opened with:
-`ANALYST_LAYERS` for analysts, every layer only for pipeline code and operators (`--raw`).
+`ANALYST_LAYERS` by default; raw layers (bronze, quarantine, the PII vault) only when pipeline
+code or an operator (`cdp query --raw`) asks for them by name (`layers=`) or with `raw=True`.
 """
 
 from __future__ import annotations
@@ -19,29 +20,33 @@ import duckdb
 from deltalake import DeltaTable
 
 from jobs.common.errors import CdpError
-from jobs.common.lake import LAYERS, list_tables
+from jobs.common.lake import ANALYST_LAYERS, LAYERS, list_tables
 from jobs.common.settings import Settings, get_settings
 
-# What analysts may read: raw personal data lives in bronze and quarantine, for the pipeline.
-ANALYST_LAYERS = ("silver", "gold", "ops")
 ALL_LAYERS = LAYERS
 # What `cdp query` runs: reads only (one statement; DESCRIBE, SHOW, SUMMARIZE count as SELECT).
 READ_STATEMENTS = ("SELECT", "EXPLAIN")
 
 
 def connect(
-    settings: Settings | None = None, layers: tuple[str, ...] | None = None
+    settings: Settings | None = None,
+    layers: tuple[str, ...] | None = None,
+    *,
+    raw: bool = False,
 ) -> duckdb.DuckDBPyConnection:
-    """A locked DuckDB connection with the lake's tables as `<layer>.<table>` views: only those of
-    `layers` (analysts: `ANALYST_LAYERS`), or of every layer when None (pipeline code such as the
-    quarantine replay). Nothing else on the machine is reachable through it."""
+    """A locked DuckDB connection with the lake's tables as `<layer>.<table>` views: those of
+    `layers`, by default the analyst layers (silver, gold, ops); every layer only with
+    `raw=True` (pipeline code such as the quarantine replay, `cdp query --raw`). Nothing else on
+    the machine is reachable through it."""
     settings = settings or get_settings()
+    if layers is None:
+        layers = ALL_LAYERS if raw else ANALYST_LAYERS
     con = duckdb.connect()
     # No spilling: the temp directory is the one path DuckDB would still open for anyone (and
     # it can only be changed while external access is on).
     con.execute("SET temp_directory = ''")
     for layer, name, path in list_tables(settings):
-        if layers is not None and layer not in layers:
+        if layer not in layers:
             continue
         dataset = DeltaTable(path).to_pyarrow_dataset()
         con.execute(f"CREATE SCHEMA IF NOT EXISTS {_ident(layer)}")

@@ -1,9 +1,10 @@
 """Where tables live and how they are written: the only module that knows the lake's layout.
 
 Layout: ``{lake_root}/{layer}/{table}``, layers bronze, silver, gold, quarantine and ops (logs,
-quality results, audit). The files on disk (or object storage) are the source of truth; the Spark
-catalog is derived from them by `register_tables`, so any session (dbt, `cdp query`, a notebook)
-sees the same tables under ``<layer>.<table>``.
+quality results, audit), and vault: the PII vault (normalized phones, emails, ...), restricted like
+bronze to pipeline code (jobs/silver/vault.py). The files on disk (or object storage) are the
+source of truth; the Spark catalog is derived from them by `register_tables`, so any session (dbt,
+`cdp query`, a notebook) sees the same tables under ``<layer>.<table>``.
 
 Writes are idempotent for a logical date: a rerun or backfill of a day replaces that day
 (`replace_day_arrow`) or upserts on a key (`merge_upsert`), never appends twice.
@@ -22,7 +23,10 @@ from jobs.common.settings import Settings, get_settings
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
-LAYERS = ("bronze", "silver", "gold", "quarantine", "ops")
+LAYERS = ("bronze", "silver", "gold", "quarantine", "ops", "vault")
+# What analysts may read (`cdp query`, the DuckDB helper, the tour, marts): raw personal
+# data lives in bronze, quarantine and the vault, for the pipeline only.
+ANALYST_LAYERS = ("silver", "gold", "ops")
 
 
 def table_path(layer: str, name: str, settings: Settings | None = None) -> str:
@@ -168,33 +172,124 @@ def overwrite(df: DataFrame, path: str) -> None:
     df.write.format("delta").mode("overwrite").option("overwriteSchema", "true").save(path)
 
 
-def merge_upsert(df: DataFrame, path: str, *, keys: list[str], version: str | None = None) -> None:
+def merge_upsert(
+    df: DataFrame,
+    path: str,
+    *,
+    keys: list[str],
+    version: str | None = None,
+    partition_by: str | None = None,
+    update_when: str | None = None,
+) -> None:
     """Insert new keys, update existing ones. Creates the table on first write.
 
     With `version` (a column such as `_logical_date`), an existing row is updated only by a row
     of the same or a later version: rerunning an older day never rolls a key back to the state
     it had then. A table written before the column existed gets it (null: any version wins).
+    With `partition_by` (a column that is a function of the key), the table is partitioned by it
+    and the merge reads only the partitions the new rows fall in. New columns join the schema.
+    `update_when` (SQL over `s`, the new row, and `t`, the existing one) replaces the version
+    rule: when an existing row is replaced.
     """
     from delta.tables import DeltaTable
 
     spark = df.sparkSession
-    if not table_exists(spark, path):
-        df.write.format("delta").save(path)
-        return
-    target = DeltaTable.forPath(spark, path)
-    if version is not None and version not in target.toDF().columns:
-        kind = df.schema[version].dataType.simpleString()
-        spark.sql(f"ALTER TABLE delta.`{path}` ADD COLUMNS (`{version}` {kind})")
+    with table_lock(path):
+        if not table_exists(spark, path):
+            writer = df.write.format("delta")
+            if partition_by:
+                writer = writer.partitionBy(partition_by)
+            writer.save(path)
+            return
         target = DeltaTable.forPath(spark, path)
-    condition = " AND ".join(f"t.`{k}` = s.`{k}`" for k in keys)
-    newer = f"t.`{version}` IS NULL OR s.`{version}` >= t.`{version}`" if version else None
-    (
-        target.alias("t")
-        .merge(df.alias("s"), condition)
-        .whenMatchedUpdateAll(condition=newer)
-        .whenNotMatchedInsertAll()
-        .execute()
-    )
+        if version is not None and version not in target.toDF().columns:
+            kind = df.schema[version].dataType.simpleString()
+            spark.sql(f"ALTER TABLE delta.`{path}` ADD COLUMNS (`{version}` {kind})")
+            target = DeltaTable.forPath(spark, path)
+        condition = " AND ".join(f"t.`{k}` = s.`{k}`" for k in keys)
+        if partition_by:
+            values = [r[0] for r in df.select(partition_by).distinct().collect()]
+            listed = ", ".join(sql_literal(str(v)) for v in values if v is not None)
+            if listed and len(values) <= MAX_PRUNED_PARTITIONS:
+                condition += f" AND t.`{partition_by}` IN ({listed})"
+        newer = f"t.`{version}` IS NULL OR s.`{version}` >= t.`{version}`" if version else None
+        newer = update_when or newer
+        spark.conf.set("spark.databricks.delta.schema.autoMerge.enabled", "true")
+        (
+            target.alias("t")
+            .merge(df.alias("s"), condition)
+            .whenMatchedUpdateAll(condition=newer)
+            .whenNotMatchedInsertAll()
+            .execute()
+        )
+
+
+# A merge names at most this many partitions (a day's events span a few business days; a
+# backfill of old history more, and then scans the whole table instead).
+MAX_PRUNED_PARTITIONS = 64
+
+
+def merge_arrow(
+    data: object,
+    path: str,
+    *,
+    keys: list[str],
+    version: str | None = None,
+    partition_by: str | None = None,
+    update_when: str | None = None,
+) -> None:
+    """`merge_upsert` for a small Arrow table, by delta-rs in this process: no Spark job, so a
+    small day's write costs milliseconds, not the seconds of a Spark merge. Same semantics."""
+    import pyarrow.compute as pc
+    from deltalake import DeltaTable, write_deltalake
+
+    with table_lock(path):
+        if not is_delta(path):
+            write_deltalake(
+                path,
+                data,
+                partition_by=[partition_by] if partition_by else None,
+                configuration=ARROW_TABLE_CONFIG,
+            )
+            return
+        predicate = " AND ".join(f"t.{_quoted(k)} = s.{_quoted(k)}" for k in keys)
+        if partition_by:
+            values = pc.unique(data[partition_by]).drop_null().to_pylist()
+            if values and len(values) <= MAX_PRUNED_PARTITIONS:
+                listed = ", ".join(sql_literal(str(v)) for v in values)
+                predicate += f" AND t.{_quoted(partition_by)} IN ({listed})"
+        newer = (
+            f"t.{_quoted(version)} IS NULL OR s.{_quoted(version)} >= t.{_quoted(version)}"
+            if version
+            else None
+        )
+        newer = update_when or newer
+        (
+            DeltaTable(path)
+            .merge(data, predicate, source_alias="s", target_alias="t", merge_schema=True)
+            .when_matched_update_all(predicate=newer)
+            .when_not_matched_insert_all()
+            .execute()
+        )
+
+
+def overwrite_arrow(data: object, path: str, *, partition_by: str | None = None) -> None:
+    """Replace a whole (small, derived) table from Arrow in one delta-rs commit."""
+    from deltalake import write_deltalake
+
+    with table_lock(path):
+        write_deltalake(
+            path,
+            data,
+            mode="overwrite",
+            schema_mode="overwrite",
+            partition_by=[partition_by] if partition_by else None,
+            configuration=ARROW_TABLE_CONFIG,
+        )
+
+
+def _quoted(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
 
 
 def list_tables(settings: Settings | None = None) -> list[tuple[str, str, str]]:

@@ -122,6 +122,13 @@ class IngestSettings(BaseModel):
     journal_retention_days: int = 30
 
 
+class SilverSettings(BaseModel):
+    # A day's output of one silver table up to this many rows is written through Arrow and
+    # delta-rs (no Spark job per commit: the fixed cost that dominates small days); larger
+    # outputs are merged by Spark.
+    arrow_max_rows: int = Field(default=300_000, ge=0)
+
+
 class _YamlSource(PydanticBaseSettingsSource):
     def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
         return None, field_name, False
@@ -155,6 +162,7 @@ class Settings(BaseSettings):
     youzan: YouzanSettings = YouzanSettings()
     quality: QualitySettings = QualitySettings()
     ingest: IngestSettings = IngestSettings()
+    silver: SilverSettings = SilverSettings()
     # Secrets: environment only (CDP_PII_HMAC_KEY, or CDP_PII_HMAC_KEY_FILE naming a file outside
     # the repo). Never set in cdp.yaml.
     pii_hmac_key: SecretStr | None = None

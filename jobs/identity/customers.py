@@ -13,7 +13,10 @@ from pyspark.sql import functions as F
 
 def customers_from_orders(orders: DataFrame) -> DataFrame:
     """One row per identified customer; unidentified orders (no usable phone or buyer id) wait
-    for One-ID."""
+    for One-ID. Test orders and 刷单 (silver's `is_test`, `is_fake`) make no customer."""
+    for flag in ("is_test", "is_fake"):
+        if flag in orders.columns:
+            orders = orders.where(~F.coalesce(F.col(flag), F.lit(False)))
     return (
         orders.where(F.col("customer_key").isNotNull())
         .groupBy("customer_key")

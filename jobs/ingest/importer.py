@@ -9,12 +9,22 @@ row is held to the same rules as a Tmall one. A dry run parses everything withou
 what would land and what would be quarantined and why, so a mapping is fixed before anything is
 written.
 
-Each dataset has one generic target record (``schemas/import/<record>/1-0-0.json``):
+Each dataset has one generic target record (``schemas/import/<record>/<version>.json``, see
+`DATASETS`):
 
 - ``orders`` -> ``import/order``: ``order_id``, ``created``, ``payment`` and at least one of
   ``buyer_id`` / ``phone`` (an order nobody can be attributed to feeds no profile).
-- ``customers`` -> ``import/customer``: ``customer_id`` (the brand's own id); phone, email and
-  WeChat ids are optional and feed identity resolution when present.
+- ``customers`` -> ``import/customer``: ``customer_id`` (the brand's own id) is required; what
+  member lists hold is optional: name (or family_name and given_name), gender, birthday
+  (YYYY-MM-DD, YYYYMMDD, YYYY/MM/DD), a one-line ``address`` or ``street_address`` with
+  district, city, province and postcode, ``id_card`` (身份证), phone, email, WeChat ids, member
+  card, registration time, ``marketing_consent`` and ``consent_at``, level, points, spend, tags.
+  Any of them that fails to parse lands as null, counted by reason, and the member is kept
+  (only a bad customer_id quarantines the row): phone, email, ID number and birthday must pass
+  the silver cleaning library (`jobs.silver.clean`, the schema's ``x-parse``) and are kept as
+  given when they do. Gender (男/女/male/female/1/2/M/F...) and consent (是/否/同意/拒绝/yes/no/
+  true/false/1/0...) are read through default value maps (`DEFAULT_VALUES`) that a mapping's
+  own ``values:`` extend.
 - ``events`` -> ``import/event``: ``event_type``, ``ts`` and at least one of ``customer_id``,
   ``buyer_id``, ``phone``, ``wechat_openid``, ``anonymous_id``. ``event_id`` is optional: an event
   without who and when cannot feed a profile, whatever its id.
@@ -68,7 +78,7 @@ from jobs.ingest.spec import FIELD_TYPES, SCHEMAS_DIR, Column, SourceSpec, load_
 
 DATASETS = {
     "orders": "import/order/1-0-0",
-    "customers": "import/customer/1-0-0",
+    "customers": "import/customer/1-1-0",
     "events": "import/event/1-0-0",
 }
 EXTENSIONS = {
@@ -78,6 +88,38 @@ EXTENSIONS = {
     ".jsonl": "jsonl",
     ".json": "jsonl",
 }
+
+
+def _spellings(values: dict[str, tuple[str, ...]]) -> dict[str, str]:
+    """value -> code for each way a code is written (ASCII words also Capitalized and UPPER)."""
+    out: dict[str, str] = {}
+    for code, written in values.items():
+        for word in written:
+            for spelling in (word, word.capitalize(), word.upper()):
+                out.setdefault(spelling, code)
+    return out
+
+
+# What brands' member lists write for gender and consent -> the schema's codes. A mapping's own
+# `values:` for the field extend these (and win where they name the same value).
+DEFAULT_VALUES: dict[str, dict[str, dict[str, str]]] = {
+    "customers": {
+        "gender": _spellings(
+            {
+                "M": ("男", "男性", "先生", "m", "male", "1"),
+                "F": ("女", "女性", "女士", "f", "female", "2"),
+                "U": ("未知", "保密", "u", "unknown", "0"),
+            }
+        ),
+        "marketing_consent": _spellings(
+            {
+                "yes": ("是", "同意", "已同意", "yes", "y", "true", "1"),
+                "no": ("否", "拒绝", "不同意", "no", "n", "false", "0"),
+            }
+        ),
+    }
+}
+
 _SOURCE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 _DATETIME_PATTERN = "^\\d{4}-\\d{2}-\\d{2}T"
 _DATE_PATTERN = "^\\d{4}-\\d{2}-\\d{2}"
@@ -216,6 +258,9 @@ def build_spec(
         raise CdpError(
             f"{where}: {dataset} need at least one of {', '.join(tgt.one_of)}; map a column to one"
         )
+    for name, defaults in DEFAULT_VALUES.get(dataset, {}).items():
+        if name in fields:
+            values[name] = {**defaults, **values.get(name, {})}
     sheet, encoding = mapping.get("sheet"), mapping.get("encoding")
     delimiter = mapping.get("delimiter", ",")
     if delimiter != ",":

@@ -12,9 +12,11 @@ in sheets.py, single values in values.py.
 
 from __future__ import annotations
 
+import importlib
 import json
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -161,26 +163,50 @@ class _Checks:
     identifiers: frozenset[str]  # never nulled: kept (phone shape) or the row quarantined
     phones: frozenset[str]  # identifiers whose shape is checked
     fields: tuple[str, ...] = ()  # the spec's fields, in order
+    # field -> (parser, what it expects): a schema's `x-parse` (see `_parsers`)
+    parsers: Mapping[str, tuple[Callable[[str], object], str]] = dataclass_field(
+        default_factory=dict
+    )
 
     def nullable(self, field: str) -> bool:
         """May a bad value of `field` become null (counted), instead of quarantining the row?"""
         return field not in self.required and field not in self.identifiers
 
 
+def _parsers(properties: dict, fields: list[str]) -> dict[str, tuple[Callable, str]]:
+    """The `x-parse` of each field that has one: ``"module:function"``, a function that returns
+    None for a value that does not parse (``jobs.silver.clean.phones:normalize_phone_py``), and
+    `x-expected`, what a good value is. A value it rejects is a bad value like any other (the
+    field's policy applies); one it accepts is kept as given."""
+    found = {}
+    for name in fields:
+        prop = properties.get(name) or {}
+        if "x-parse" in prop:
+            module, _, function = prop["x-parse"].partition(":")
+            parser = getattr(importlib.import_module(module), function)
+            found[name] = (parser, prop.get("x-expected", f"a value {function} accepts"))
+    return found
+
+
 def _schema_checks(spec: SourceSpec) -> _Checks:
     """The spec's JSON Schema as a validator and its field classes (one read of the file).
 
     Fields of an at-least-one-of rule count as required: an empty one must be absent, not null.
+    A property marked ``"x-bad-value": "null"`` is nulled (counted) when bad even if its name
+    makes it an identifier (a brand's member list: a bad phone must not cost the member).
     """
     schema = spec.json_schema()
     roles = field_roles()
     fields = [c.field for c in spec.columns]
+    properties = schema.get("properties") or {}
+    nulled = {f for f in fields if (properties.get(f) or {}).get("x-bad-value") == "null"}
     return _Checks(
         validator=SchemaValidator(schema),
         required=frozenset(schema.get("required", [])) | frozenset(_required_alternatives(schema)),
-        identifiers=frozenset(f for f in fields if roles.is_identifier(f)),
+        identifiers=frozenset(f for f in fields if roles.is_identifier(f) and f not in nulled),
         phones=frozenset(f for f in fields if roles.is_phone(f)),
         fields=tuple(fields),
+        parsers=_parsers(properties, fields),
     )
 
 
@@ -299,6 +325,9 @@ def _to_record(
                 if value not in known:
                     raise UnknownValue(list(known), str(value))
                 value = known[value]
+            parser = checks.parsers.get(column.field) if checks.parsers else None
+            if parser is not None and value is not None and parser[0](str(value)) is None:
+                raise BadValue(parser[1], cell)
         except ValueError as exc:
             verdict = _bad_cell(line, column, label, cell, exc, raw, lines, checks)
             if isinstance(verdict, Rejected):

@@ -38,7 +38,7 @@ def quarantined_days(
     until: date | None = None,
 ) -> list[tuple[str, date, int]]:
     """(source.dataset, date, rows) of every day with quarantined rows, oldest first."""
-    con = duck.connect(settings)
+    con = duck.connect(settings, raw=True)
     if f"quarantine.{QUARANTINE_TABLE}" not in duck.table_names(con):
         return []
     where, params = ["true"], []

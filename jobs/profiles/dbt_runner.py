@@ -46,17 +46,34 @@ def dbt_dirs(settings: Settings) -> dict[str, str]:
     }
 
 
+def dbt_vars(as_of: date | None = None) -> dict[str, Any]:
+    """The vars every dbt run gets: the order-state vocabulary (its one source is
+    jobs/silver/states.py; dbt's accepted-values tests read `var('order_states')`) and the
+    as-of date of the marts."""
+    from jobs.silver.states import ORDER_STATES
+
+    found: dict[str, Any] = {"order_states": list(ORDER_STATES)}
+    if as_of is not None:
+        found["as_of_date"] = as_of.isoformat()
+    return found
+
+
 def dbt_args(args: list[str], settings: Settings, as_of: date | None = None) -> list[str]:
-    """The full dbt command line: the caller's args plus our paths (and vars for `as_of`)."""
+    """The full dbt command line: the caller's args plus our paths and vars (`dbt_vars`; a
+    caller's own `--vars` are added to them)."""
     dirs = dbt_dirs(settings)
     full = list(args)
+    wanted = dbt_vars(as_of)
+    if "--vars" in full:
+        at = full.index("--vars")
+        given = json.loads(full[at + 1]) if at + 1 < len(full) else {}
+        if as_of is not None and "as_of_date" in given:
+            raise ValueError("pass either as_of or --vars as_of_date, not both")
+        wanted |= given
+        del full[at : at + 2]
     for flag in ("project_dir", "profiles_dir", "target_path", "log_path"):
         full += [f"--{flag.replace('_', '-')}", dirs[flag]]
-    if as_of is not None:
-        if "--vars" in args:
-            raise ValueError("pass either as_of or --vars, not both")
-        full += ["--vars", json.dumps({"as_of_date": as_of.isoformat()})]
-    return full
+    return [*full, "--vars", json.dumps(wanted)]
 
 
 @contextmanager

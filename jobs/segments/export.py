@@ -24,7 +24,16 @@ from jobs.common.yamlio import load_yaml
 
 DEFINITIONS = Path(__file__).parent / "definitions.yaml"
 SOURCE_TABLE = "gold.customer_360"
-OPTOUT_TABLE = "silver.consent_optouts"
+# The consent ledger's current state (jobs/silver/consents.py). Until One-ID maps every
+# identifier to a customer, an export can match the phone-token subjects: a customer keyed by
+# phone whose latest decision on a marketing purpose is "no" (a withdrawal, an SMS 退订, an
+# import's "no") leaves every export.
+OPTOUT_TABLE = "silver.consent_state"
+MARKETING_PURPOSES = ("marketing_sms", "marketing_wecom", "marketing_oa", "ads_audience")
+OPTOUT_SQL = (
+    f"select distinct subject_id from {OPTOUT_TABLE} where subject_type = 'phone_token' "
+    f"and not granted and purpose in ({', '.join(repr(p) for p in MARKETING_PURPOSES)})"
+)
 
 
 @dataclass(frozen=True)
@@ -100,7 +109,7 @@ def export_segment(
         raise CdpError(f"segment {name!r}: invalid where clause {segment.where!r}: {exc}") from exc
     optouts: set[str] = set()
     if OPTOUT_TABLE in tables:
-        optouts = {r[0] for r in con.execute(f"select customer_key from {OPTOUT_TABLE}").fetchall()}
+        optouts = {r[0] for r in con.execute(OPTOUT_SQL).fetchall()}
     members = sorted(matched - optouts)
 
     segment_dir = Path(settings.exports_dir) / name

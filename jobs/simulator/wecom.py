@@ -310,11 +310,10 @@ def contact_items(ctx: Day) -> list[Item]:
             items.append(
                 _contact_item(ctx, person, c, "transfer_fail", at, guide=other, extra=extra)
             )
-        else:  # taken over from a leaving guide: the old relationship is deleted by the transfer
+        else:  # taken over from a leaving guide: the old relationship is deleted by the
+            # transfer, and the callback's UserID is the guide who lost the customer
             extra = {"Source": "DELETE_BY_TRANSFER"}
-            items.append(
-                _contact_item(ctx, person, c, "del_external_contact", at, guide=other, extra=extra)
-            )
+            items.append(_contact_item(ctx, person, c, "del_external_contact", at, extra=extra))
     return items
 
 

@@ -14,6 +14,7 @@ from deltalake import DeltaTable
 from jobs.common import duck
 from jobs.common.airflow_env import dags_test, task_states
 from jobs.common.errors import CdpError
+from jobs.common.lake import list_tables
 from jobs.daily import source_families
 from jobs.ingest.records import Record, parse_file
 from jobs.ingest.spec import load_specs
@@ -52,13 +53,13 @@ def _silver_order_ids(spec, good) -> set[tuple[str, str]]:
     """(source, order id) silver should hold for these bronze records, read off the spec:
     the order id field may be renamed; an ERP's re-exports of directly ingested platforms are
     left out (they would count those orders twice)."""
-    order_id = (spec.silver.get("fields") or {}).get("order_id", "order_id")
-    linked = spec.silver.get("linked_order") or {}
-    direct = set(linked.get("ingested_directly") or [])
+    order_id = spec.silver.field("order_id")
+    linked = spec.silver.linked_order
+    direct = set(linked.ingested_directly) if linked else set()
     return {
         (spec.source, str(r.values[order_id]))
         for r in good
-        if not (linked and r.values.get(linked["platform_field"]) in direct)
+        if not (linked and r.values.get(linked.platform_field) in direct)
     }
 
 
@@ -99,7 +100,7 @@ def test_cdp_daily_runs_every_task_and_fills_every_table(lake):
     assert {(o["source"], o["order_id"]) for o in orders} == {
         order
         for key, (good, _bad) in landing.items()
-        if specs[key].silver
+        if specs[key].silver and specs[key].silver.orders
         for order in _silver_order_ids(specs[key], good)
     }
     identified = [o for o in orders if o["customer_key"] is not None]
@@ -121,12 +122,17 @@ def test_cdp_daily_runs_every_task_and_fills_every_table(lake):
     assert "phone" not in {o["key_type"] for o in orders if o["source"] in ("tmall", "jd")}
 
     customers = _rows(lake, "silver", "customers")
-    assert len(customers) == len({o["customer_key"] for o in identified})
+    # test orders and 刷单 stay in silver.orders, flagged, and make no customer
+    genuine = [o for o in identified if not o["is_test"] and not o["is_fake"]]
+    assert len(customers) == len({o["customer_key"] for o in genuine})
 
     c360 = {r["customer_key"]: r for r in _rows(lake, "gold", "customer_360")}
     assert set(c360) == {c["customer_key"] for c in customers}
     for key, row in c360.items():
-        mine = [o for o in orders if o["customer_key"] == key]
+        # test and fake (刷单) orders stay in silver, flagged, and are no one's history
+        mine = [
+            o for o in orders if o["customer_key"] == key and not o["is_test"] and not o["is_fake"]
+        ]
         assert row["orders_count"] == len(mine)
         assert float(row["total_amount"]) == pytest.approx(
             float(
@@ -154,7 +160,10 @@ def test_cdp_daily_runs_every_task_and_fills_every_table(lake):
     }
     assert {"bronze.tmall_orders", "bronze.jd_orders", "bronze.youzan_orders"} <= with_suite
     suites = {r["suite"] for r in _rows(lake, "ops", "quality_results")}
-    assert suites == with_suite | {"silver.orders"}
+    written = {f"silver.{name}" for layer, name, _ in list_tables(lake) if layer == "silver"}
+    has_suite = {p.stem for p in Path(lake.expectations_dir).glob("silver.*.json")}
+    assert {"silver.orders", "silver.order_items"} <= suites
+    assert suites == with_suite | (written & has_suite)
     reports = Path(lake.quality.reports_dir) / f"dt={DAY}"
     assert {p.stem for p in reports.glob("*.txt")} == suites
 

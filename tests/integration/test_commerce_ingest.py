@@ -82,7 +82,7 @@ def test_new_order_sources_reach_silver_without_counting_erp_twice(spark, lake):
         )
         frames[key] = (bronze, to_silver(bronze, spec.source, spec.silver, b"k" * 32))
     bronze, silver = frames["erp.orders"]
-    direct = get_spec("erp.orders").silver["linked_order"]["ingested_directly"]
+    direct = get_spec("erp.orders").silver.linked_order.ingested_directly
     erp_only = bronze.where(~F.col("platform").isin(*direct))
     assert bronze.count() > erp_only.count() > 0
     assert silver.count() == erp_only.count()

@@ -54,10 +54,23 @@ def _write_silver(spark, settings, customers=CUSTOMERS) -> None:
             T.StructField("amount", T.DecimalType(18, 2)),
             T.StructField("status", T.StringType()),
             T.StructField("phone_token", T.StringType()),
+            T.StructField("is_test", T.BooleanType()),
+            T.StructField("is_fake", T.BooleanType()),
         ]
     )
     orders = [
-        (oid, src, key, datetime(day.year, day.month, day.day, 10), day, Decimal(amount), st, ph)
+        (
+            oid,
+            src,
+            key,
+            datetime(day.year, day.month, day.day, 10),
+            day,
+            Decimal(amount),
+            st,
+            ph,
+            False,
+            False,
+        )
         for oid, src, key, day, amount, st, ph in ORDERS
     ]
     overwrite(

@@ -4,7 +4,7 @@ import hmac
 import pytest
 from pyspark.sql import functions as F
 
-from jobs.common.pii import hmac_sha256_hex, normalize_cn_mobile
+from jobs.common.pii import hmac_sha256_hex
 
 KEY = b"unit-test-key-that-is-long-enough-0123456789"
 
@@ -26,25 +26,3 @@ def test_namespace_separates_identical_values(spark):
     ).first()
     assert row.a != row.b
     assert row.a == hmac.new(KEY, b"phone:123", hashlib.sha256).hexdigest()
-
-
-@pytest.mark.parametrize(
-    ("raw", "expected"),
-    [
-        ("13912345678", "13912345678"),
-        ("１３９１２３４５６７８", "13912345678"),
-        ("+86 139-1234-5678", "13912345678"),
-        ("008613912345678", "13912345678"),
-        ("139****5678", None),
-        ("16755656198-8607", None),  # Douyin privacy number with extension
-        ("16755656198-12", None),
-        ("16755656198转8607", None),
-        ("13800138000", None),
-        ("12912345678", None),
-        ("1391234567", None),
-        (None, None),
-    ],
-)
-def test_normalize_cn_mobile(spark, raw, expected):
-    df = spark.createDataFrame([(raw,)], "p string")
-    assert df.select(normalize_cn_mobile(F.col("p")).alias("n")).first().n == expected

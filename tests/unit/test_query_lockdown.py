@@ -146,7 +146,7 @@ def test_settings_hold_no_secret(world):
 
 
 def test_pipeline_connections_see_every_layer_and_are_locked(world):
-    con = duck.connect(world)
+    con = duck.connect(world, raw=True)
     assert {"bronze.tmall_orders", "quarantine.records", "silver.orders"} <= duck.table_names(con)
     with pytest.raises(Exception, match="disabled by configuration"):
         con.execute("select * from read_text('/etc/hostname')")

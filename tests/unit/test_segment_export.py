@@ -29,9 +29,16 @@ def test_export_members_diff_manifest_and_optouts(lake):
     _write_360(
         lake, [("a", 500.0, 3, 1), ("b", 320.0, 1, 40), ("c", 10.0, 1, 2), ("d", 900.0, 2, 5)]
     )
-    write_deltalake(
-        f"{lake.lake_root}/silver/consent_optouts",
-        pd.DataFrame({"customer_key": ["d"], "channel": ["all"]}),
+    write_deltalake(  # d said no to SMS; c's "no" is to personalization, not marketing
+        f"{lake.lake_root}/silver/consent_state",
+        pd.DataFrame(
+            {
+                "subject_type": ["phone_token", "phone_token", "phone_token"],
+                "subject_id": ["d", "c", "a"],
+                "purpose": ["marketing_sms", "personalization", "marketing_sms"],
+                "granted": [False, False, True],
+            }
+        ),
     )
     first = export_segment("high_value", date(2026, 11, 21), lake)
     assert _keys(first.folder / "members.csv") == ["a", "b"]

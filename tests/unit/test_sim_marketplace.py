@@ -570,17 +570,15 @@ def test_silver_section_maps_every_status_and_id_field(key):
     silver = spec.silver
     fields = {c.field for c in spec.columns}
     codes = set(spec.json_schema()["properties"]["order_status"]["enum"])
-    assert codes == set(silver["status"]), key
-    assert set(silver["status"].values()) <= SILVER_STATUSES
-    from jobs.silver.orders import buyer_ids
-
-    for buyer in buyer_ids(silver):
-        assert buyer["field"] in fields
+    assert codes == set(silver.status), key
+    assert set(silver.status.values()) <= SILVER_STATUSES
+    for buyer in silver.buyer_ids:
+        assert buyer.field in fields
     ids = {f for f, kind in mk.TRUTH[key].identifiers.items()}
-    assert {b["field"] for b in buyer_ids(silver)} == ids, "silver keys on the export's buyer id"
-    assert set(silver.get("refunded_when_refund") or []) <= codes
-    if silver.get("refunded_when_refund"):
-        assert silver["refund_field"] in fields
+    assert {b.field for b in silver.buyer_ids} == ids, "silver keys on the export's buyer id"
+    assert set(silver.refunded_when_refund) <= codes
+    if silver.refunded_when_refund:
+        assert silver.refund_field in fields
 
 
 def test_statuses_the_simulator_writes_are_in_the_specs():
@@ -647,7 +645,7 @@ def test_an_order_from_the_export_and_the_api_is_one_silver_row(spark):
 
     export = frame("tmall_nick", t + timedelta(hours=1), ["1", "2"])  # ingested later
     api = frame("tmall_open_uid", t, ["1", "3"])
-    trades_priority = get_spec("tmall.trades").silver["priority"]
+    trades_priority = get_spec("tmall.trades").silver.priority
     out = {
         r.order_id: r for r in one_row_per_order([(export, 0), (api, trades_priority)]).collect()
     }

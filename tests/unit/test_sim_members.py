@@ -280,7 +280,7 @@ def test_erp_copies_paid_tmall_orders_with_the_erp_apps_open_uid(tmp_path):
 def test_erp_links_the_tmall_exports_orders_by_their_platform_id(tmp_path):
     simulate(tmp_path, customers=1500, days=2, seed=SEED, end=END, bad_rate=0.05,
              only={"tmall.orders", "erp.orders"})  # fmt: skip
-    direct = set(get_spec("erp.orders").silver["linked_order"]["ingested_directly"])
+    direct = set(get_spec("erp.orders").silver.linked_order.ingested_directly)
     tmall = {str(r.values["order_id"]): r.values for r in _records(tmp_path, "tmall.orders")}
     holders = _holders(tmp_path)
     by_platform = defaultdict(list)

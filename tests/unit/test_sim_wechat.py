@@ -571,7 +571,8 @@ def test_contact_change_types_as_wecom_sends_them(clean, world):
 
 def test_transfers_fail_or_delete_by_transfer(tmp_path, world):
     """A transfer to another guide either fails (FailReason; the customer stays with their
-    guide) or deletes the old guide's relationship (Source=DELETE_BY_TRANSFER)."""
+    guide) or deletes the old guide's relationship (Source=DELETE_BY_TRANSFER, UserID the old
+    guide)."""
     seen = Counter()
     for back in range(60):  # rare events: read days until both kinds showed up
         if seen["transfer_fail"] and seen["del_external_contact"]:
@@ -585,7 +586,8 @@ def test_transfers_fail_or_delete_by_transfer(tmp_path, world):
             elif v["delete_source"] is not None:
                 assert v["change_type"] == "del_external_contact"
                 assert v["delete_source"] == "DELETE_BY_TRANSFER"
-                assert v["guide_user_id"] != contact.guide
+                # WeCom's UserID on a deletion by transfer: the guide who lost the customer
+                assert v["guide_user_id"] == contact.guide
             else:
                 assert v["fail_reason"] is None
                 continue

@@ -7,6 +7,9 @@ orders as (
     where order_date <= {{ as_of_date() }}
         -- orders nobody can be identified on yet (no usable phone, no buyer id) wait for One-ID
         and customer_key is not null
+        -- test orders (0-yuan, 测试) and 刷单 are no customer's history (silver keeps and flags them)
+        and not coalesce(is_test_order, false)
+        and not coalesce(is_fake_order, false)
 
 ),
 

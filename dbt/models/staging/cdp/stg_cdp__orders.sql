@@ -21,6 +21,10 @@ renamed as (
         -- numerics
         cast(amount as decimal(18, 2)) as order_amount,
 
+        -- booleans: silver's flags (jobs/silver/flags.py); the rows stay, marts leave them out
+        coalesce(cast(is_test as boolean), false) as is_test_order,
+        coalesce(cast(is_fake as boolean), false) as is_fake_order,
+
         -- dates and timestamps
         cast(order_date as date) as order_date,
         cast(order_ts as timestamp) as ordered_at
