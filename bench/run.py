@@ -135,6 +135,24 @@ def bench_ingest(group: str, days_: list[date]) -> dict:
     }
 
 
+def prepare_bronze(days_: list[date]) -> None:
+    """Bronze of every source for the silver benchmark (not timed; once per kept work dir)."""
+    from jobs.common.settings import get_settings
+    from jobs.ingest.bronze import ingest
+    from jobs.ingest.spec import load_specs
+
+    ingested = Path(get_settings().lake_root) / ".bench-bronze-complete"
+    if ingested.exists():
+        return
+    for key in sorted(load_specs()):
+        for d in days_:
+            started = time.perf_counter()
+            result = ingest(key, d)
+            seconds = time.perf_counter() - started
+            print(f"bronze {key} {d}: {result.rows_read:,} lines, {seconds:.0f} s", flush=True)
+    ingested.touch()
+
+
 def bench_silver(days_: list[date]) -> dict:
     """Every silver table built from bronze, day by day from an empty silver layer (full) and
     the last day's increment on top of it, against the floor: Spark reads the same bronze rows
@@ -143,13 +161,11 @@ def bench_silver(days_: list[date]) -> dict:
     from jobs.common import lake
     from jobs.common.settings import get_settings
     from jobs.common.spark import get_spark
-    from jobs.ingest.bronze import ingest
-    from jobs.ingest.spec import load_specs
 
     settings = get_settings()
-    for key in sorted(load_specs()):  # bronze of every source (not timed here)
-        for d in days_:
-            ingest(key, d)
+    prepare_bronze(days_)
+    for layer in ("silver", "vault", "_baseline"):  # a kept work dir starts from empty silver
+        shutil.rmtree(Path(settings.lake_root) / layer, ignore_errors=True)
     bronze = [(n, p) for layer, n, p in lake.list_tables(settings) if layer == "bronze"]
     spark = get_spark("cdp-bench")
 
@@ -253,27 +269,54 @@ def main() -> None:
     parser.add_argument(
         "--only", choices=["ingest", "silver"], help="one kind of benchmark (default: all)"
     )
+    parser.add_argument(
+        "--workdir",
+        type=Path,
+        help="keep the world here and reuse what an earlier run left (landing, bronze)",
+    )
+    parser.add_argument(
+        "--prepare", action="store_true", help="only simulate the world and land its bronze"
+    )
     args = parser.parse_args()
-    tmp = Path(tempfile.mkdtemp(prefix="cdp-bench-"))
+    tmp = args.workdir or Path(tempfile.mkdtemp(prefix="cdp-bench-"))
+    tmp.mkdir(parents=True, exist_ok=True)
     end = date(2026, 11, 22)
     days_ = [end - timedelta(days=offset) for offset in range(args.days)][::-1]
     try:
         _isolated(tmp)
-        silver = args.only in (None, "silver")
-        world = simulate_world(args.customers, args.days, end, every_source=silver)
+        silver = args.only in (None, "silver") or args.prepare
+        world = _world(tmp, args.customers, args.days, end, every_source=silver)
         print(f"simulated {args.customers:,} customers x {args.days} days in {world['seconds']} s")
+        if args.prepare:
+            prepare_bronze(days_)
+            return
         results = [] if args.only == "silver" else [bench_ingest(g, days_) for g in GROUPS]
         if silver:
             results.append(bench_silver(days_))
         for r in results:
             r["world"] = {"customers": args.customers, "days": args.days, **world}
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        if args.workdir is None:
+            shutil.rmtree(tmp, ignore_errors=True)
     RESULTS.mkdir(parents=True, exist_ok=True)
     for r in results:
         (RESULTS / f"{r['name']}.json").write_text(json.dumps(r, indent=2) + "\n")
         print(json.dumps(r, indent=2))
     write_doc([*results, *_kept(results)])
+
+
+def _world(tmp: Path, customers: int, days: int, end: date, *, every_source: bool) -> dict:
+    """Simulate the world, or reuse the one a kept work dir holds for the same arguments."""
+    done = tmp / "world.json"
+    asked = {"customers": customers, "days": days, "end": str(end), "every_source": every_source}
+    if done.exists():
+        world = json.loads(done.read_text())
+        if world["asked"] == asked:
+            return world["world"]
+        raise SystemExit(f"{tmp} holds another world ({world['asked']}); use another --workdir")
+    world = simulate_world(customers, days, end, every_source=every_source)
+    done.write_text(json.dumps({"asked": asked, "world": world}))
+    return world
 
 
 def _kept(results: list[dict]) -> list[dict]:

@@ -18,12 +18,14 @@ from jobs.common.output import print_rows
 from jobs.common.progress import step
 from jobs.common.settings import ensure_local_key, get_settings
 
+TASKS_SHOWN = 6  # per DAG run, the slowest tasks the demo prints
+
 console = Console()
 
 
 def run_demo(customers: int = 1000, days: int = 3, stream_seconds: float = 90.0) -> None:
     from jobs.common import duck
-    from jobs.common.airflow_env import dags_test, ensure_db
+    from jobs.common.airflow_env import dags_test, ensure_db, task_seconds
     from jobs.daily import preflight
     from jobs.simulator import simulate
     from jobs.stream import broker
@@ -46,6 +48,12 @@ def run_demo(customers: int = 1000, days: int = 3, stream_seconds: float = 90.0)
         day = world.start + timedelta(days=offset)
         with step(f"airflow dags test cdp_daily {day}"):
             dags_test("cdp_daily", day, settings)
+        seconds = task_seconds("cdp_daily", day, settings)
+        print_rows(
+            ["task", "seconds"],
+            [(task, f"{s:.1f}") for task, s in list(seconds.items())[:TASKS_SHOWN]],
+            title=f"cdp_daily {day}: the slowest tasks (of {len(seconds)})",
+        )
 
     with step("start the local Kafka broker"):
         info = broker.start(settings)

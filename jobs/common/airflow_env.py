@@ -253,18 +253,37 @@ def dags_test(
     return proc
 
 
-def task_states(
+def task_instances(
     dag_id: str, logical_date: date, settings: Settings | None = None
-) -> dict[tuple[str, int], str]:
-    """(task_id, map_index) -> state of the run `dags_test` made for `logical_date` (read from
-    the SQLite metadata DB; map_index is -1 for a task that isn't mapped)."""
+) -> list[tuple[str, int, str, float | None]]:
+    """(task_id, map_index, state, duration in seconds) of each task instance of the run
+    `dags_test` made for `logical_date`, read from the SQLite metadata DB (map_index is -1 for
+    a task that isn't mapped)."""
     settings = settings or get_settings()
     when = logical_datetime(logical_date).strftime("%Y-%m-%d %H:%M:%S")
     with sqlite3.connect(f"file:{db_path(settings)}?mode=ro", uri=True) as conn:
-        rows = conn.execute(
-            "SELECT ti.task_id, ti.map_index, ti.state FROM task_instance ti "
+        return conn.execute(
+            "SELECT ti.task_id, ti.map_index, ti.state, ti.duration FROM task_instance ti "
             "JOIN dag_run dr ON dr.dag_id = ti.dag_id AND dr.run_id = ti.run_id "
             "WHERE ti.dag_id = ? AND substr(dr.logical_date, 1, 19) = ?",
             (dag_id, when),
         ).fetchall()
-    return {(task_id, map_index): state for task_id, map_index, state in rows}
+
+
+def task_states(
+    dag_id: str, logical_date: date, settings: Settings | None = None
+) -> dict[tuple[str, int], str]:
+    """(task_id, map_index) -> state of the run `dags_test` made for `logical_date`."""
+    rows = task_instances(dag_id, logical_date, settings)
+    return {(task_id, map_index): state for task_id, map_index, state, _ in rows}
+
+
+def task_seconds(
+    dag_id: str, logical_date: date, settings: Settings | None = None
+) -> dict[str, float]:
+    """task_id -> seconds its instances of the run took (a mapped task's summed), slowest
+    first."""
+    seconds: dict[str, float] = {}
+    for task_id, _, _, duration in task_instances(dag_id, logical_date, settings):
+        seconds[task_id] = seconds.get(task_id, 0.0) + (duration or 0.0)
+    return dict(sorted(seconds.items(), key=lambda kv: -kv[1]))

@@ -18,6 +18,7 @@ from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from jobs.common.errors import CdpError
 from jobs.common.settings import Settings, get_settings
 
 if TYPE_CHECKING:
@@ -75,8 +76,6 @@ def table_lock(path: str, timeout: float = TABLE_LOCK_TIMEOUT_S) -> Iterator[Non
                 break
             except BlockingIOError:
                 if time.monotonic() > deadline:
-                    from jobs.common.errors import CdpError
-
                     raise CdpError(
                         f"waited {timeout:.0f} s for another process writing {path}; is one "
                         f"stuck? (its lock: {lock})"
@@ -123,6 +122,38 @@ def _add_missing_columns(path: str, schema) -> None:
     if all(name in present for name in schema.names):
         return
     write_deltalake(path, schema.empty_table(), mode="append", schema_mode="merge")
+
+
+def read_arrow(path: str, where: str | None = None):
+    """A Delta table's rows matching `where` (a SQL predicate, e.g. `day = DATE '2026-03-12'`)
+    as a pyarrow Table in the table's own Arrow schema, read by delta-rs (DataFusion prunes
+    partitions and files by their statistics), without Spark.
+
+    Not pyarrow's dataset filter: on files delta-rs writes, its pruning compares `string`
+    with the statistics' `string_view` and fails.
+    """
+    import pyarrow as pa
+    from deltalake import DeltaTable, QueryBuilder
+
+    table = DeltaTable(path)
+    schema = table.to_pyarrow_dataset().schema
+    query = "SELECT * FROM t" + (f" WHERE {where}" if where else "")
+    rows = pa.table(QueryBuilder().register("t", table).execute(query).read_all())
+    return rows.select(schema.names).cast(schema)
+
+
+def sql_in(column: str, values: list) -> str:
+    """`column IN (...)` for `read_arrow` and delta-rs predicates (strings and dates quoted)."""
+    from datetime import date
+
+    def literal(value: object) -> str:
+        if isinstance(value, date):
+            return f"DATE '{value.isoformat()}'"
+        if isinstance(value, int | float):
+            return str(value)
+        return sql_literal(str(value))
+
+    return f"{_quoted(column)} IN ({', '.join(literal(v) for v in values)})"
 
 
 def sql_literal(value: str) -> str:
@@ -264,13 +295,35 @@ def merge_arrow(
             else None
         )
         newer = update_when or newer
+        table = DeltaTable(path)
+        data = _with_table_nullability(data, table, path)
         (
-            DeltaTable(path)
-            .merge(data, predicate, source_alias="s", target_alias="t", merge_schema=True)
+            table.merge(data, predicate, source_alias="s", target_alias="t", merge_schema=True)
             .when_matched_update_all(predicate=newer)
             .when_not_matched_insert_all()
             .execute()
         )
+
+
+def _with_table_nullability(data, table, path: str):
+    """`data` with the table's NOT NULL on the columns both have. A merge whose source says
+    "nullable" where the table says NOT NULL makes delta-rs (1.6) write the rows it rewrites
+    but does not touch with that column null, and then refuse them; a computed column's
+    nullability may change between versions of a transform. A null in such a column is an
+    error that names it."""
+    import pyarrow as pa
+
+    required = {f.name for f in table.to_pyarrow_dataset().schema if not f.nullable}
+    fields = []
+    for f in data.schema:
+        if f.name in required and f.nullable:
+            nulls = data[f.name].null_count
+            if nulls:
+                raise CdpError(f"{path}: column {f.name} is NOT NULL; {nulls} new row(s) are null")
+            f = f.with_nullable(False)
+        fields.append(f)
+    schema = pa.schema(fields, metadata=data.schema.metadata)
+    return data if schema.equals(data.schema) else data.cast(schema)
 
 
 def overwrite_arrow(data: object, path: str, *, partition_by: str | None = None) -> None:

@@ -1,5 +1,5 @@
 """PII tokenization for silver: keyed HMAC-SHA256, computed natively in Spark. (What is
-tokenized, and how each value is normalized first: jobs/silver/vault.py, jobs/silver/clean.)
+tokenized, and how each value is normalized first: jobs/silver/vault.py, jobs/common/clean.)
 
 A token is stable for a given key (so joins across sources work) and useless without the key
 (PIPL: pseudonymized personal information). HMAC is spelled out with Spark's own sha2/unhex/concat

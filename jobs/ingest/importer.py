@@ -21,7 +21,7 @@ Each dataset has one generic target record (``schemas/import/<record>/<version>.
   card, registration time, ``marketing_consent`` and ``consent_at``, level, points, spend, tags.
   Any of them that fails to parse lands as null, counted by reason, and the member is kept
   (only a bad customer_id quarantines the row): phone, email, ID number and birthday must pass
-  the silver cleaning library (`jobs.silver.clean`, the schema's ``x-parse``) and are kept as
+  the cleaning library (`jobs.common.clean`, the schema's ``x-parse``) and are kept as
   given when they do. Gender (男/女/male/female/1/2/M/F...) and consent (是/否/同意/拒绝/yes/no/
   true/false/1/0...) are read through default value maps (`DEFAULT_VALUES`) that a mapping's
   own ``values:`` extend.

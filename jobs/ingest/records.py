@@ -175,7 +175,7 @@ class _Checks:
 
 def _parsers(properties: dict, fields: list[str]) -> dict[str, tuple[Callable, str]]:
     """The `x-parse` of each field that has one: ``"module:function"``, a function that returns
-    None for a value that does not parse (``jobs.silver.clean.phones:normalize_phone_py``), and
+    None for a value that does not parse (``jobs.common.clean.phones:normalize_phone_py``), and
     `x-expected`, what a good value is. A value it rejects is a bad value like any other (the
     field's policy applies); one it accepts is kept as given."""
     found = {}

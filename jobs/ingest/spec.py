@@ -22,8 +22,8 @@ from pathlib import Path
 
 from jobs.common.errors import CdpError
 from jobs.common.settings import PROJECT_ROOT
+from jobs.common.silver_mapping import SilverMapping, parse_silver
 from jobs.common.yamlio import load_yaml
-from jobs.silver.mapping import SilverMapping, parse_silver  # pydantic only: no Spark here
 
 SPECS_DIR = Path(__file__).parent / "sources"
 SCHEMAS_DIR = PROJECT_ROOT / "schemas"
@@ -52,8 +52,8 @@ class SourceSpec:
     bronze_table: str
     columns: tuple[Column, ...]
     values: dict[str, dict[str, str]] = field(default_factory=dict)
-    # How silver maps a bronze row (jobs/silver/mapping.py: status map, buyer ids, renames...);
-    # None for a dataset silver.orders and silver.order_items do not read.
+    # How silver maps a bronze row (jobs/common/silver_mapping.py: status map, buyer ids,
+    # renames...); None for a dataset silver.orders and silver.order_items do not read.
     silver: SilverMapping | None = None
     sheet: str | None = None  # xlsx: the sheet to read (default: the first)
     encoding: str | None = None  # csv/jsonl: a fixed text encoding (default: detected)

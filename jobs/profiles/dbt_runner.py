@@ -48,9 +48,9 @@ def dbt_dirs(settings: Settings) -> dict[str, str]:
 
 def dbt_vars(as_of: date | None = None) -> dict[str, Any]:
     """The vars every dbt run gets: the order-state vocabulary (its one source is
-    jobs/silver/states.py; dbt's accepted-values tests read `var('order_states')`) and the
+    jobs/common/order_states.py; dbt's accepted-values tests read `var('order_states')`) and the
     as-of date of the marts."""
-    from jobs.silver.states import ORDER_STATES
+    from jobs.common.order_states import ORDER_STATES
 
     found: dict[str, Any] = {"order_states": list(ORDER_STATES)}
     if as_of is not None:

@@ -38,13 +38,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
+from jobs.common.clean.dates import business_date
 from jobs.common.errors import CdpError
 from jobs.common.yamlio import load_yaml
-from jobs.silver.clean.dates import business_date
+from jobs.silver.common import blank_to_null, lateness_days, latest_landed
 from jobs.silver.crm import (
-    blank_to_null,
-    lateness_days,
-    latest,
     lineage,
     phone_outputs,
     with_phone,
@@ -265,7 +263,7 @@ def crm_consent_log(bronze: DataFrame, key: bytes, logical_date: date, tz: str) 
     the mini-program's appid/openid and unionid in clear), purpose, granted (bool), time,
     channel (member_signup | miniprogram | member_centre), notice version."""
     changed = F.col("changed_at").cast("timestamp")
-    rows = latest(bronze, ["consent_id"]).transform(with_phone(F.col("mobile"), key))
+    rows = latest_landed(bronze, ["consent_id"]).transform(with_phone(F.col("mobile"), key))
     return rows.select(
         F.col("consent_id"),
         blank_to_null(F.trim(F.col("member_card"))).alias("member_card"),
@@ -277,7 +275,7 @@ def crm_consent_log(bronze: DataFrame, key: bytes, logical_date: date, tz: str) 
         as_bool(F.col("granted")).alias("granted"),
         changed.alias("changed_at"),
         business_date(changed, tz).alias("changed_date"),
-        lateness_days(changed, logical_date, tz).alias("lateness_days"),
+        lateness_days(business_date(changed, tz), logical_date).alias("lateness_days"),
         blank_to_null(F.lower(F.trim(F.col("channel")))).alias("channel"),
         blank_to_null(F.trim(F.col("notice_version"))).alias("notice_version"),
         *lineage(),
@@ -322,7 +320,7 @@ def sms_replies(
     (only its length comes along)."""
     received = F.col("received").cast("timestamp")
     rows = (
-        latest(bronze, ["sequence_id"])
+        latest_landed(bronze, ["sequence_id"])
         .transform(with_phone(F.col("phone"), key))
         .withColumn("_reply", reply_text(F.col("content")))
         .withColumn("optout_keyword", optout_keyword(F.col("_reply"), rules))
@@ -332,7 +330,7 @@ def sms_replies(
         *phone_outputs(),
         received.alias("received_at"),
         business_date(received, tz).alias("received_date"),
-        lateness_days(received, logical_date, tz).alias("lateness_days"),
+        lateness_days(business_date(received, tz), logical_date).alias("lateness_days"),
         blank_to_null(F.trim(F.col("dest_code"))).alias("dest_code"),
         blank_to_null(F.trim(F.col("sign_name"))).alias("sign_name"),
         F.col("optout_keyword").isNotNull().alias("is_optout"),

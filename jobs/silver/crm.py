@@ -30,9 +30,10 @@ from datetime import date
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
-from jobs.silver.clean.dates import business_date
-from jobs.silver.clean.money import to_money
-from jobs.silver.clean.phones import mask_phone, normalize_phone, partial_phone
+from jobs.common.clean.dates import business_date
+from jobs.common.clean.money import to_money
+from jobs.common.clean.phones import mask_phone, normalize_phone, partial_phone
+from jobs.silver.common import blank_to_null, lateness_days, latest_landed
 from jobs.silver.table import Batch, SilverTable
 from jobs.silver.vault import pii_columns
 
@@ -70,11 +71,6 @@ TIER_CHANGE_TYPES: tuple[str, ...] = ("join", "upgrade", "downgrade")
 # --- shared rules (members.py and consents.py use them too) -------------------------------------
 
 
-def blank_to_null(col: Column) -> Column:
-    """A CSV's empty or blank cell is no value."""
-    return F.when(F.trim(col) != "", col)
-
-
 def channel_code(col: Column) -> Column:
     """A channel label (门店, 天猫, 微信小程序, 企业微信, 系统) -> its code; null stays null."""
     label = F.trim(col)
@@ -86,25 +82,6 @@ def channel_code(col: Column) -> Column:
         .when(code.isin(*CHANNELS), code)
         .otherwise(F.lit("other"))
     )
-
-
-def latest(df: DataFrame, keys: list[str], *first: Column) -> DataFrame:
-    """One row per key: the first by `first` (e.g. the platform's own modification time), then
-    the latest ingested (`_ingested_at`, `_file`, `_line`: a re-sync or a re-export)."""
-    order = [
-        *first,
-        F.col("_ingested_at").desc_nulls_last(),
-        F.col("_file").desc_nulls_last(),
-        F.col("_line").desc_nulls_last(),
-    ]
-    w = Window.partitionBy(*keys).orderBy(*order)
-    return df.withColumn("_rank", F.row_number().over(w)).where("_rank = 1").drop("_rank")
-
-
-def lateness_days(ts: Column, logical_date: date, tz: str) -> Column:
-    """Days between the batch's logical date and the event's business date (0 when on time)."""
-    days = F.datediff(F.lit(logical_date), business_date(ts, tz))
-    return F.greatest(days, F.lit(0))
 
 
 def with_pii(
@@ -160,7 +137,7 @@ def coupon_events(bronze: DataFrame, key: bytes, logical_date: date, tz: str) ->
     channel code, money as decimals with the currency, the phone tokenized. A re-export of the
     same event keeps its latest copy."""
     status = F.lower(F.trim(F.col("status")))
-    rows = latest(bronze.withColumn("status", status), ["coupon_code", "status"])
+    rows = latest_landed(bronze.withColumn("status", status), ["coupon_code", "status"])
     return rows.transform(with_phone(F.col("mobile"), key)).select(
         F.col("coupon_code"),
         F.col("status"),
@@ -174,7 +151,7 @@ def coupon_events(bronze: DataFrame, key: bytes, logical_date: date, tz: str) ->
         F.lit(CURRENCY).alias("currency"),
         F.col("event_time").cast("timestamp").alias("event_at"),
         business_date(F.col("event_time").cast("timestamp"), tz).alias("event_date"),
-        lateness_days(F.col("event_time").cast("timestamp"), logical_date, tz).alias(
+        lateness_days(business_date(F.col("event_time").cast("timestamp"), tz), logical_date).alias(
             "lateness_days"
         ),
         *lineage(),
@@ -268,7 +245,7 @@ def points_movements(bronze: DataFrame, key: bytes, logical_date: date, tz: str)
         .otherwise(raw)
     )
     occurred = F.col("occurred").cast("timestamp")
-    rows = latest(bronze, ["ledger_id"]).transform(with_phone(F.col("mobile"), key))
+    rows = latest_landed(bronze, ["ledger_id"]).transform(with_phone(F.col("mobile"), key))
     rows = rows.select(
         F.col("ledger_id"),
         blank_to_null(F.col("member_card")).alias("member_card"),
@@ -279,7 +256,7 @@ def points_movements(bronze: DataFrame, key: bytes, logical_date: date, tz: str)
         F.col("balance").cast("long").alias("balance_reported"),
         occurred.alias("occurred_at"),
         business_date(occurred, tz).alias("occurred_date"),
-        lateness_days(occurred, logical_date, tz).alias("lateness_days"),
+        lateness_days(business_date(occurred, tz), logical_date).alias("lateness_days"),
         channel_code(F.col("channel")).alias("channel"),
         blank_to_null(F.col("ref_order_id")).alias("ref_order_id"),
         *lineage(),
@@ -334,7 +311,7 @@ def tier_changes(bronze: DataFrame, key: bytes, logical_date: date, tz: str) -> 
     join/upgrade/downgrade), reason, time and lifetime points; then each tier's validity over
     the rows at hand (`tier_validity`)."""
     changed = F.col("changed_at").cast("timestamp")
-    rows = latest(bronze, ["change_id"]).transform(with_phone(F.col("mobile"), key))
+    rows = latest_landed(bronze, ["change_id"]).transform(with_phone(F.col("mobile"), key))
     rows = rows.select(
         F.col("change_id"),
         blank_to_null(F.col("member_card")).alias("member_card"),
@@ -345,7 +322,7 @@ def tier_changes(bronze: DataFrame, key: bytes, logical_date: date, tz: str) -> 
         blank_to_null(F.col("reason")).alias("reason"),
         changed.alias("changed_at"),
         business_date(changed, tz).alias("changed_date"),
-        lateness_days(changed, logical_date, tz).alias("lateness_days"),
+        lateness_days(business_date(changed, tz), logical_date).alias("lateness_days"),
         F.col("lifetime_points").cast("long").alias("lifetime_points"),
         *lineage(),
         F.col("_batch_id"),

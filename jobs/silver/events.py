@@ -34,8 +34,9 @@ from functools import reduce
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
-from jobs.silver.clean.dates import business_date, parse_client_ts
-from jobs.silver.clean.phones import mask_phone, normalize_phone
+from jobs.common.clean.dates import business_date, parse_client_ts
+from jobs.common.clean.phones import mask_phone, normalize_phone
+from jobs.silver.common import blank_to_null
 from jobs.silver.table import Batch, SilverTable
 from jobs.silver.vault import pii_columns
 
@@ -45,7 +46,7 @@ EVENT_SOURCES: dict[str, str] = {
     "app": "app_events",
     "miniprogram": "miniprogram_events",
 }
-# The event types the schemas (schemas/<sdk>/event/1-1-0.json) accept.
+# The event types the schemas (schemas/<sdk>/event/1-1-1.json) accept.
 EVENT_TYPES: tuple[str, ...] = (
     "page_view",
     "product_view",
@@ -172,12 +173,6 @@ _HALF_WIDTH = "".join(chr(c - 0xFEE0) for c in range(0xFF01, 0xFF5F)) + "  "
 
 
 # --- small Column rules -------------------------------------------------------------------
-
-
-def blank_to_null(col: Column) -> Column:
-    """A trimmed string, null when empty (SDKs send "" for "none")."""
-    trimmed = F.trim(col)
-    return F.when(trimmed != "", trimmed)
 
 
 def url_path(url: Column) -> Column:

@@ -151,9 +151,12 @@ def test_keyword_flag(rules: FlagRules) -> Column:
 def with_verdicts(df: DataFrame) -> DataFrame:
     """`is_test` / `is_fake` from `flags`."""
     flags = F.coalesce(F.col("flags"), F.array().cast(FLAGS))
-    return df.withColumn(
-        "is_test", F.exists(flags, lambda f: f["rule"].isin(*TEST_RULES))
-    ).withColumn("is_fake", F.exists(flags, lambda f: f["rule"].startswith(FAKE_PREFIX)))
+    return df.withColumns(
+        {
+            "is_test": F.exists(flags, lambda f: f["rule"].isin(*TEST_RULES)),
+            "is_fake": F.exists(flags, lambda f: f["rule"].startswith(FAKE_PREFIX)),
+        }
+    )
 
 
 def row_flags(df: DataFrame, rules: FlagRules) -> DataFrame:

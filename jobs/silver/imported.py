@@ -11,7 +11,7 @@ Why this shape:
   `_file` and `_line`), and across days the merge keeps the latest logical date's row.
 - Bronze keeps what the brand sent (gender and consent read through the importer's value maps,
   other values as given or null when they did not parse); silver conforms it with the cleaning
-  library (jobs/silver/clean): names, phones, emails, ID numbers and addresses become a token,
+  library (jobs/common/clean): names, phones, emails, ID numbers and addresses become a token,
   a masked form and a vault value (jobs/silver/vault.py); the address comes from the one-line
   `address`, or from the street plus district, city and province, with its divisions and codes
   as plain columns. Member cards, WeChat ids and the brand's customer ids stay in clear.
@@ -25,16 +25,17 @@ import fnmatch
 import re
 from functools import reduce
 
-from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
+from jobs.common.clean.addresses import address_from_parts, mask_address
+from jobs.common.clean.dates import parse_birthday
+from jobs.common.clean.emails import mask_email, normalize_email
+from jobs.common.clean.id_cards import mask_id_card, normalize_id_card
+from jobs.common.clean.names import mask_name, normalize_name
+from jobs.common.clean.phones import mask_phone, normalize_phone, partial_phone
 from jobs.ingest.importer import DEFAULT_VALUES, target
-from jobs.silver.clean.addresses import address_from_parts, mask_address
-from jobs.silver.clean.dates import parse_birthday
-from jobs.silver.clean.emails import mask_email, normalize_email
-from jobs.silver.clean.id_cards import mask_id_card, normalize_id_card
-from jobs.silver.clean.names import mask_name, normalize_name
-from jobs.silver.clean.phones import mask_phone, normalize_phone, partial_phone
+from jobs.silver.common import blank_to_null, latest_landed
 from jobs.silver.table import Batch, SilverTable
 from jobs.silver.vault import pii_columns
 
@@ -96,24 +97,7 @@ def union_imports(frames: dict[str, DataFrame | None]) -> DataFrame | None:
     return reduce(DataFrame.unionByName, parts) if parts else None
 
 
-def latest_per_customer(df: DataFrame) -> DataFrame:
-    """One row per (source, customer_id): the latest imported file wins (`_ingested_at`, then
-    `_file`), and within a file the last line."""
-    w = Window.partitionBy("_source", "customer_id").orderBy(
-        F.col("_ingested_at").desc_nulls_last(),
-        F.col("_file").desc_nulls_last(),
-        F.col("_line").desc_nulls_last(),
-    )
-    return df.withColumn("_rank", F.row_number().over(w)).where("_rank = 1").drop("_rank")
-
-
 # --- field rules --------------------------------------------------------------------------------
-
-
-def blank_to_null(col: Column) -> Column:
-    """A trimmed value, null when blank."""
-    text = F.trim(col)
-    return F.when(text != "", text)
 
 
 def _lookup(mapping: dict[str, str], col: Column) -> Column:
@@ -271,7 +255,9 @@ def imported_customers(frames: dict[str, DataFrame | None], hmac_key: bytes) -> 
     union = union_imports(frames)
     if union is None:
         return None
-    return union.transform(latest_per_customer).transform(lambda df: to_silver(df, hmac_key))
+    # One row per (source, customer_id): the latest imported file wins, within a file the last line.
+    latest = latest_landed(union, ["_source", "customer_id"])
+    return to_silver(latest, hmac_key)
 
 
 def _build(batch: Batch) -> DataFrame | None:

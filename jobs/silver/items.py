@@ -2,7 +2,8 @@
 
 Why this shape:
 - Platforms show an order's lines in four shapes, and a spec's `silver.items` mapping (standard
-  item field -> bronze field, jobs/silver/mapping.py `ItemsMapping`) says which one a dataset has:
+  item field -> bronze field, jobs/common/silver_mapping.py `ItemsMapping`) says which one a
+  dataset has:
   - sub-order rows (Tmall's item export): one row per line with the platform's own line id
     (子订单编号, `line_id` mapped) -> `suborder_lines`;
   - product-line rows (JD's and 抖店's order exports, `silver.lines: true`): one row per product
@@ -20,7 +21,7 @@ Why this shape:
 - ERP rows are re-exports of other platforms' orders, not lines: erp.orders has no `items`.
 - A re-synced line collapses to its latest state (the platform's modification time where the
   spec names one, else ingestion time, file and line), as orders do.
-- A line's `status` is the order state machine's (jobs/silver/states.py) through the dataset's
+- A line's `status` is the order state machine's (jobs/common/order_states.py) through the dataset's
   item status map (default: its order status map); a line closed with a succeeded refund is
   `refunded` (Tmall's TRADE_CLOSED sub-order after 退款成功, an 抖店 line closed after 售后完成).
   `refund_status` is the refund vocabulary of silver.refunds (`REFUND_STATES`; "none" when the
@@ -45,10 +46,11 @@ from pathlib import Path
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
+from jobs.common.clean.money import MONEY, to_money
 from jobs.common.errors import CdpError
+from jobs.common.silver_mapping import ItemsMapping, SilverMapping
 from jobs.common.yamlio import load_yaml
-from jobs.silver.clean.money import MONEY, to_money
-from jobs.silver.mapping import ItemsMapping, SilverMapping
+from jobs.silver.common import latest_stored
 from jobs.silver.table import Batch, SilverTable
 
 CATEGORIES_FILE = Path(__file__).with_name("categories.yaml")
@@ -488,14 +490,8 @@ def lines_of(
 def latest_per_line(lines: DataFrame) -> DataFrame:
     """One row per (source, order_id, line_id): the dataset with the higher priority, then the
     latest by the platform's modification time, ingestion time, file and line."""
-    w = Window.partitionBy("source", "order_id", "line_id").orderBy(
-        F.col("_priority").desc(),
-        F.col("modified_ts").desc_nulls_last(),
-        F.col("updated_at").desc(),
-        F.col("source_file").desc(),
-        F.col("source_line").desc(),
-    )
-    return lines.withColumn("_rank", F.row_number().over(w)).where("_rank = 1").drop("_rank")
+    first = (F.col("_priority").desc(), F.col("modified_ts").desc_nulls_last())
+    return latest_stored(lines, ["source", "order_id", "line_id"], *first)
 
 
 def day_lines(batch: Batch, sources: tuple[ItemSource, ...]) -> DataFrame | None:

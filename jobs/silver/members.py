@@ -20,14 +20,13 @@ from collections.abc import Callable
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from jobs.silver.clean.addresses import mask_address, standardize_address
-from jobs.silver.clean.dates import parse_birthday
-from jobs.silver.clean.emails import mask_email, normalize_email
-from jobs.silver.clean.names import mask_name, normalize_name
-from jobs.silver.clean.phones import mask_phone, normalize_phone, partial_phone
+from jobs.common.clean.addresses import mask_address, standardize_address
+from jobs.common.clean.dates import parse_birthday
+from jobs.common.clean.emails import mask_email, normalize_email
+from jobs.common.clean.names import mask_name, normalize_name
+from jobs.common.clean.phones import mask_phone, normalize_phone, partial_phone
+from jobs.silver.common import blank_to_null, latest_landed
 from jobs.silver.crm import (
-    blank_to_null,
-    latest,
     lineage,
     phone_outputs,
     pii_outputs,
@@ -95,6 +94,16 @@ PERSON_OUTPUTS = [
 CONTACT_OUTPUTS = [*pii_outputs("address"), *ADDRESS_PARTS]
 
 
+# A member's row is replaced by one the CRM modified later (a CRM re-exporting a stale copy on
+# a later day never rolls the member back); without the CRM's time on both, the later day wins.
+CRM_NEWER = (
+    "(s.crm_updated_at IS NOT NULL AND t.crm_updated_at IS NOT NULL"
+    " AND s.crm_updated_at >= t.crm_updated_at)"
+    " OR ((s.crm_updated_at IS NULL OR t.crm_updated_at IS NULL)"
+    " AND (t._logical_date IS NULL OR s._logical_date >= t._logical_date))"
+)
+
+
 # --- the CRM's members --------------------------------------------------------------------------
 
 
@@ -103,7 +112,7 @@ def crm_members(bronze: DataFrame, key: bytes) -> DataFrame:
     `updated_at` (then the latest ingested). The CRM's time is kept as `crm_updated_at`;
     `updated_at` is when it reached the lake, as everywhere in silver."""
     rows = (
-        latest(bronze, ["member_card"], F.col("updated_at").desc_nulls_last())
+        latest_landed(bronze, ["member_card"], F.col("updated_at").desc_nulls_last())
         .withColumnRenamed("updated_at", "crm_updated_at")
         .transform(with_birthday(F.col("birthday")))
         .transform(with_name(F.col("name"), key))
@@ -159,7 +168,7 @@ def store_members(bronze: DataFrame, key: bytes) -> DataFrame:
     from whichever column the clerk used (`phone_source`); 备注 itself stays in bronze
     (`has_note`)."""
     rows = (
-        latest(bronze, ["store_code", "store_member_id"])
+        latest_landed(bronze, ["store_code", "store_member_id"])
         .withColumn("_mobile", normalize_phone(F.col("mobile").cast("string")))
         .withColumn("_contact", normalize_phone(F.col("contact_phone").cast("string")))
         .withColumn("_in_note", normalize_phone(phone_in_text(F.col("note"))))
@@ -212,6 +221,7 @@ TABLES: tuple[SilverTable, ...] = (
         build=_build_members,
         keys=("member_card",),
         inputs=("crm_members",),
+        update_when=CRM_NEWER,
     ),
     SilverTable(
         name="store_members",

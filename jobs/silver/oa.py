@@ -21,9 +21,9 @@ from datetime import date
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
-from jobs.silver.clean.dates import business_date, from_unix_seconds
+from jobs.common.clean.dates import business_date, from_unix_seconds
+from jobs.silver.common import blank_to_null, extra_map, lateness_days, latest_landed
 from jobs.silver.table import Batch, SilverTable
-from jobs.silver.wecom import blank_to_null, extra_map, lateness_days, latest_per_key
 
 EVENT_KEYS = ("account_id", "openid", "event", "event_ts")
 EVENTS = ("subscribe", "unsubscribe", "scan", "click", "view", "templatesendjobfinish")
@@ -121,7 +121,7 @@ def conform(bronze: DataFrame, logical_date: date, tz: str = "Asia/Shanghai") ->
             & F.col("event").isNotNull()
             & F.col("event_ts").isNotNull()
         )
-        .transform(lambda df: latest_per_key(df, EVENT_KEYS))
+        .transform(lambda df: latest_landed(df, EVENT_KEYS))
     )
     event_date = business_date(F.col("event_ts"), tz)
     return events.select(

@@ -2,10 +2,10 @@
 silver.order_status_history (every state each order was seen in, and when).
 
 How a dataset's rows read is data: its spec's `silver:` section, parsed into a SilverMapping
-(jobs/silver/mapping.py). The steps, each a public function DataFrame -> DataFrame:
+(jobs/common/silver_mapping.py). The steps, each a public function DataFrame -> DataFrame:
 
 - `standardize`: bronze fields -> the standard order fields (renames, `_extra:` paths), status
-  code -> the one state machine (jobs/silver/states.py) with the transition time `status_at`,
+  code -> the one state machine (jobs/common/order_states.py) with the transition time `status_at`,
   money as decimal(18,2) with its currency; an ERP's re-exports of platforms ingested directly
   are left out (they would count those orders twice).
 - `latest_per_order`: re-synced duplicates collapse to the latest state: by the platform's own
@@ -13,7 +13,7 @@ How a dataset's rows read is data: its spec's `silver:` section, parsed into a S
   (a re-sync never moves an order back along the state machine), then by ingestion order.
 - `row_flags` (jobs/silver/flags.py): test orders (0 yuan, test keywords), before the receiver's
   name is tokenized.
-- `with_identity`: no raw contact detail leaves: the phone (E.164, jobs/silver/clean/phones.py),
+- `with_identity`: no raw contact detail leaves: the phone (E.164, jobs/common/clean/phones.py),
   the receiver's name and address become tokens, masks and vault-bound values
   (jobs/silver/vault.py); a masked phone is kept as `phone_partial`, never a key. The platform's
   buyer ids stay in clear (`buyer_id`, `buyer_id_type`). `customer_key` is, as before, the
@@ -35,15 +35,16 @@ from typing import TYPE_CHECKING
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
+from jobs.common.clean.addresses import address_from_parts, mask_address, standardize_address
+from jobs.common.clean.dates import business_date
+from jobs.common.clean.money import MONEY, to_money
+from jobs.common.clean.names import mask_name, normalize_name
+from jobs.common.clean.phones import mask_phone, normalize_phone, partial_phone
+from jobs.common.order_states import RANK
 from jobs.common.pii import hmac_sha256_hex
-from jobs.silver.clean.addresses import address_from_parts, mask_address, standardize_address
-from jobs.silver.clean.dates import business_date
-from jobs.silver.clean.money import MONEY, to_money
-from jobs.silver.clean.names import mask_name, normalize_name
-from jobs.silver.clean.phones import mask_phone, normalize_phone, partial_phone
+from jobs.common.silver_mapping import EXTRA_PREFIX, SilverMapping
+from jobs.silver.common import blank_to_null, lateness_days
 from jobs.silver.flags import FLAGS, flag_orders, row_flags, with_verdicts
-from jobs.silver.mapping import EXTRA_PREFIX, SilverMapping
-from jobs.silver.states import RANK
 from jobs.silver.table import Batch, SilverTable
 from jobs.silver.vault import pii_columns, token
 
@@ -54,6 +55,7 @@ if TYPE_CHECKING:
     from jobs.silver.flags import FlagRules
 
 KEYS = ("source", "order_id")
+DATASET_KEYS = ("source", "dataset", "order_id")  # an order as one dataset holds it
 # silver.orders, as written (the build takes the `_pii_*` columns off to the vault).
 ORDER_COLUMNS = [
     "order_id",
@@ -157,11 +159,6 @@ def state_rank(status: Column) -> Column:
     return F.coalesce(ranks[status], F.lit(-1))
 
 
-def _blank_to_null(col: Column) -> Column:
-    text = col.cast("string")
-    return F.when(F.trim(text) != "", text)
-
-
 class _Reader:
     """The bronze column of a standard field (its rename, an `_extra:` path, or null when the
     dataset lacks it)."""
@@ -178,7 +175,7 @@ class _Reader:
             if "_extra" not in self.present:
                 return F.lit(None).cast("string")
             extra = F.from_json(F.col("_extra"), "map<string,string>")
-            return _blank_to_null(extra[name.removeprefix(EXTRA_PREFIX)])
+            return blank_to_null(extra[name.removeprefix(EXTRA_PREFIX)])
         return F.col(name) if name in self.present else F.lit(None)
 
     def __call__(self, standard: str) -> Column:
@@ -188,7 +185,7 @@ class _Reader:
         return self(standard).cast("timestamp")
 
     def text(self, standard: str) -> Column:
-        return _blank_to_null(self(standard))
+        return blank_to_null(self(standard))
 
 
 def status_time() -> Column:
@@ -243,9 +240,9 @@ def standardize(
     status = F.when(refunded, F.lit("refunded")).otherwise(_literal_map(mapping.status)[code])
     buyer_values = []
     for buyer in mapping.buyer_ids:
-        value = _blank_to_null(field.raw(buyer.field))
+        value = blank_to_null(field.raw(buyer.field))
         if buyer.qualifier_field:
-            qualifier = _blank_to_null(field.raw(buyer.qualifier_field))
+            qualifier = blank_to_null(field.raw(buyer.qualifier_field))
             value = F.concat(qualifier, F.lit(":"), value)
         buyer_values.append(value)
     modified = field.raw(mapping.modified_field).cast("timestamp")
@@ -280,12 +277,13 @@ def standardize(
         field.text("item_title").alias("item_title"),
         field("item_quantity").cast("long").alias("item_quantity"),
         field.text("device_id").alias("device_id"),
-        F.array(*buyer_values).cast("array<string>").alias("_buyer_values")
-        if buyer_values
-        else F.array().cast("array<string>").alias("_buyer_values"),
+        F.array(*buyer_values).cast("array<string>").alias("_buyer_values"),
+        F.array(*(F.lit(b.namespace) for b in mapping.buyer_ids))
+        .cast("array<string>")
+        .alias("_buyer_types"),
         linked_ref.alias("linked_order_ref"),
         order_date.alias("order_date"),
-        F.greatest(F.datediff(logical, order_date), F.lit(0)).alias("lateness_days"),
+        lateness_days(order_date, logical).alias("lateness_days"),
         F.col("_file").alias("source_file"),
         F.col("_line").cast("long").alias("source_line"),
         F.col("_batch_id"),
@@ -332,17 +330,15 @@ def latest_per_order(
     return rows.withColumn("_rank", F.row_number().over(w)).where("_rank = 1").drop("_rank")
 
 
-def with_buyer(rows: DataFrame, buyer_namespaces: list[str]) -> DataFrame:
-    """`buyer_id` (the first present of the dataset's buyer ids, in clear) and `buyer_id_type`
-    (its namespace): the one dataset-specific step before `with_identity`, so a day's datasets
-    are united first and their contact details cleaned in one pass."""
-    buyers = [F.col("_buyer_values")[i] for i in range(len(buyer_namespaces))]
-    buyer_type = F.lit(None).cast("string")
-    for value, ns in reversed(list(zip(buyers, buyer_namespaces, strict=True))):
-        buyer_type = F.when(value.isNotNull(), F.lit(ns)).otherwise(buyer_type)
-    return rows.withColumn(
-        "buyer_id", F.coalesce(*buyers) if buyers else F.lit(None).cast("string")
-    ).withColumn("buyer_id_type", buyer_type)
+def with_buyer(rows: DataFrame) -> DataFrame:
+    """`buyer_id` (the first present of the row's buyer ids, `_buyer_values`, in clear) and
+    `buyer_id_type` (its namespace, from `_buyer_types`): the one dataset-specific step before
+    `with_identity`, so a day's datasets are united first and cleaned in one pass."""
+    pairs = F.arrays_zip(F.col("_buyer_values"), F.col("_buyer_types"))
+    first = F.get(F.filter(pairs, lambda p: p["_buyer_values"].isNotNull()), 0)
+    return rows.withColumns(
+        {"buyer_id": first["_buyer_values"], "buyer_id_type": first["_buyer_types"]}
+    )
 
 
 def with_identity(rows: DataFrame, hmac_key: bytes) -> DataFrame:
@@ -493,11 +489,18 @@ def prepare(
     rows = standardize(
         bronze, source, mapping, dataset=dataset, logical_date=logical_date, timezone=timezone
     )
+    return settle(rows, rules)
+
+
+def settle(rows: DataFrame, rules: FlagRules) -> DataFrame:
+    """Standardized rows of one or more datasets: one (latest) row per order of each dataset,
+    its row flags and buyer id. Datasets are united before this, so the rules' expressions
+    are planned once per day, not once per dataset."""
     return (
-        latest_per_order(rows, modified="modified_at", status="status")
+        latest_per_order(rows, modified="modified_at", status="status", keys=DATASET_KEYS)
         .withColumn("paid_ts", F.col("pay_time"))
         .transform(lambda df: row_flags(df, rules))
-        .transform(lambda df: with_buyer(df, [b.namespace for b in mapping.buyer_ids]))
+        .transform(with_buyer)
     )
 
 
@@ -607,26 +610,28 @@ def resolve_orders(
                 F.when(col(key).isNotNull(), F.struct(*(col(c) for c in group))), ignorenulls=True
             ).over(first_by_identity)
             replaced |= {c: found[c] for c in group}
-    for name, value in replaced.items():
-        out = out.withColumn(f"_new_{name}", value)
-    for pii, tok in _TOKENS.items():  # the vault value of the token kept, from a row with it
-        if pii in present and tok in present:
-            kept = (
-                F.col(f"_new_{tok}")
-                if tok in replaced
-                else F.first(col(tok)).over(first_by_identity)
-            )
-            out = out.withColumn("_kept_token", kept).withColumn(
-                f"_new_{pii}",
-                F.first(F.when(col(tok) == F.col("_kept_token"), col(pii)), ignorenulls=True).over(
-                    first_by_identity
-                ),
-            )
-            replaced[pii] = F.col(f"_new_{pii}")
+    # Few, wide projections: each DataFrame call re-analyses the whole plan.
+    out = out.withColumns({f"_new_{name}": value for name, value in replaced.items()})
+    # The vault value of the token kept, from a row with that token.
+    tokens = {pii: tok for pii, tok in _TOKENS.items() if pii in present and tok in present}
+    out = out.withColumns(
+        {
+            f"_kept_{tok}": F.col(f"_new_{tok}")
+            if tok in replaced
+            else F.first(col(tok)).over(first_by_identity)
+            for tok in tokens.values()
+        }
+    )
+    out = out.withColumns(
+        {
+            f"_new_{pii}": F.first(
+                F.when(col(tok) == F.col(f"_kept_{tok}"), col(pii)), ignorenulls=True
+            ).over(first_by_identity)
+            for pii, tok in tokens.items()
+        }
+    )
     out = out.where(F.col("_winner") == 1)
-    for name in replaced:
-        out = out.withColumn(name, F.col(f"_new_{name}"))
-    out = out.drop("_kept_token")
+    out = out.withColumns({name: F.col(f"_new_{name}") for name in [*replaced, *tokens]})
     if "status" in present:
         out = _guard_times(out)
     if {"flags", "is_test", "is_fake"} <= present:
@@ -642,10 +647,10 @@ def _guard_times(df: DataFrame) -> DataFrame:
         "completed_ts": status.isin("completed", "refunded"),
         "closed_ts": status.isin("closed", "refunded"),
     }
-    for name, reached in guards.items():
-        if name in df.columns:
-            df = df.withColumn(name, F.when(reached, F.col(name)))
-    return df
+    present = set(df.columns)
+    return df.withColumns(
+        {name: F.when(reached, F.col(name)) for name, reached in guards.items() if name in present}
+    )
 
 
 def status_history(rows: DataFrame) -> DataFrame:
@@ -693,11 +698,23 @@ def order_specs() -> list[SourceSpec]:
     return [s for s in load_specs().values() if s.silver is not None and s.silver.orders]
 
 
-def _days_rows(batch: Batch):
+def _standardized(batch: Batch) -> list[DataFrame]:
+    """The day's bronze rows of every order dataset, standardized (`standardize`)."""
+    parts = []
     for spec in order_specs():
         bronze = batch.bronze.get(spec.bronze_table)
         if bronze is not None:
-            yield spec, bronze
+            parts.append(
+                standardize(
+                    bronze,
+                    spec.source,
+                    spec.silver,
+                    dataset=spec.dataset,
+                    logical_date=batch.logical_date,
+                    timezone=batch.timezone,
+                )
+            )
+    return parts
 
 
 def build_orders(batch: Batch) -> DataFrame | None:
@@ -705,24 +722,14 @@ def build_orders(batch: Batch) -> DataFrame | None:
     resolved against the rows silver holds (`batch.silver("orders")`, when given)."""
     from jobs.silver.flags import load_rules
 
-    rules = load_rules()
-    prepared = [
-        prepare(
-            bronze,
-            spec.source,
-            spec.silver,
-            dataset=spec.dataset,
-            logical_date=batch.logical_date,
-            timezone=batch.timezone,
-            rules=rules,
-        )
-        for spec, bronze in _days_rows(batch)
-    ]
-    if not prepared:
+    standardized = _standardized(batch)
+    if not standardized:
         return None
-    # One pass of the contact-detail cleaning (Python UDFs) over every dataset's rows, not one
-    # per dataset: a day's orders are a few hundred rows, the fixed cost per pass is seconds.
-    day = reduce(lambda a, b: a.unionByName(b, allowMissingColumns=True), prepared)
+    # The datasets united first: the rules and the contact-detail cleaning (Python UDFs) are
+    # planned and run once over the day's rows, not once per dataset (a few hundred rows on a
+    # demo day, where what costs is planning).
+    day = reduce(lambda a, b: a.unionByName(b, allowMissingColumns=True), standardized)
+    day = settle(day, load_rules())
     day = with_identity(day, batch.hmac_key)
     priorities = {spec.key: spec.silver.priority for spec in order_specs()}
     return resolve_orders(day, current=batch.silver("orders"), priorities=priorities)
@@ -731,22 +738,10 @@ def build_orders(batch: Batch) -> DataFrame | None:
 def build_status_history(batch: Batch) -> DataFrame | None:
     """silver.order_status_history rows of the day (every state seen in the day's bronze rows),
     the earliest sighting kept against the rows silver holds."""
-    parts = [
-        status_history(
-            standardize(
-                bronze,
-                spec.source,
-                spec.silver,
-                dataset=spec.dataset,
-                logical_date=batch.logical_date,
-                timezone=batch.timezone,
-            )
-        )
-        for spec, bronze in _days_rows(batch)
-    ]
-    if not parts:
+    standardized = _standardized(batch)
+    if not standardized:
         return None
-    day = reduce(lambda a, b: a.unionByName(b), parts)
+    day = status_history(reduce(lambda a, b: a.unionByName(b), standardized))
     return keep_first_seen(day, batch.silver("order_status_history"))
 
 

@@ -30,10 +30,11 @@ from collections.abc import Callable
 from datetime import date
 from functools import reduce
 
-from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from jobs.silver.clean.money import MONEY, to_money
+from jobs.common.clean.money import MONEY, to_money
+from jobs.silver.common import latest_stored
 from jobs.silver.items import (
     REFUND_CODES,
     REFUND_STATES,
@@ -80,14 +81,6 @@ def yes_no(col: Column) -> Column:
     return F.when(s.isin(*YES), F.lit(True)).when(s.isin(*NO), F.lit(False))
 
 
-def latest_per_refund(refunds: DataFrame) -> DataFrame:
-    """A refund exported again (its state moved) keeps its latest row."""
-    w = Window.partitionBy("source", "refund_id").orderBy(
-        F.col("updated_at").desc(), F.col("source_file").desc(), F.col("source_line").desc()
-    )
-    return refunds.withColumn("_rank", F.row_number().over(w)).where("_rank = 1").drop("_rank")
-
-
 def tmall_refund_report(bronze: DataFrame, logical_date: date) -> DataFrame:
     """Tmall's 退款报表 rows (tmall__refunds.yaml fields) -> refunds, not yet linked to lines."""
     applied = F.col("applied").cast("timestamp")
@@ -112,7 +105,7 @@ def tmall_refund_report(bronze: DataFrame, logical_date: date) -> DataFrame:
         F.col("_batch_id"),
         F.col("_ingested_at").alias("updated_at"),
     ).where(F.col("refund_id").isNotNull())
-    return latest_per_refund(refunds)
+    return latest_stored(refunds, ["source", "refund_id"])  # re-exported: its latest state
 
 
 # bronze table -> its report reader

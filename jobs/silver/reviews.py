@@ -20,10 +20,11 @@ from __future__ import annotations
 
 from datetime import date
 
-from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from jobs.silver.clean.money import to_money
+from jobs.common.clean.money import to_money
+from jobs.silver.common import latest_stored
 from jobs.silver.items import clean_text
 from jobs.silver.table import Batch, SilverTable
 
@@ -86,13 +87,6 @@ def rating(result: Column) -> Column:
     return F.create_map(*[F.lit(x) for kv in RESULTS.items() for x in kv])[result]
 
 
-def latest_per_review(reviews: DataFrame) -> DataFrame:
-    w = Window.partitionBy("source", "order_id", "line_id").orderBy(
-        F.col("updated_at").desc(), F.col("source_file").desc(), F.col("source_line").desc()
-    )
-    return reviews.withColumn("_rank", F.row_number().over(w)).where("_rank = 1").drop("_rank")
-
-
 def tmall_reviews(bronze: DataFrame, logical_date: date) -> DataFrame:
     """Tmall TradeRate rows (tmall__reviews.yaml fields) -> silver reviews."""
     text = text_metadata(F.col("content"))
@@ -132,7 +126,7 @@ def tmall_reviews(bronze: DataFrame, logical_date: date) -> DataFrame:
         )
         .where(F.col("order_id").isNotNull())
     )
-    return latest_per_review(reviews).select(*REVIEW_COLUMNS)
+    return latest_stored(reviews, ["source", "order_id", "line_id"]).select(*REVIEW_COLUMNS)
 
 
 def build_reviews(batch: Batch) -> DataFrame | None:

@@ -28,8 +28,9 @@ from datetime import date
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
-from jobs.silver.clean.dates import business_date, from_unix_millis, from_unix_seconds
-from jobs.silver.clean.phones import mask_phone, normalize_phone
+from jobs.common.clean.dates import business_date, from_unix_millis, from_unix_seconds
+from jobs.common.clean.phones import mask_phone, normalize_phone
+from jobs.silver.common import blank_to_null, extra_map, lateness_days, latest_landed
 from jobs.silver.table import Batch, SilverTable
 from jobs.silver.vault import pii_columns
 
@@ -62,7 +63,6 @@ FOLLOW = "_enriched.follow_user."
 FOLLOW_USERID = r"^_enriched\.follow_user\.(\d+)\.userid$"
 FOLLOW_TAG = r"^_enriched\.follow_user\.(\d+)\.tags\.(\d+)\.tag_id$"
 TOLIST = r"^tolist\.(\d+)$"  # the chat archive's receivers after the first (mapped) one
-EXTRA_TYPE = "map<string,string>"
 
 TAG_TYPE = "array<struct<group_name:string,tag_name:string,type:int,tag_id:string>>"
 
@@ -142,31 +142,6 @@ BOT_ID = r"^wb[0-9A-Za-z_-]{16,}$"
 
 
 # --- shared -----------------------------------------------------------------------------------
-
-
-def latest_per_key(df: DataFrame, keys: list[str] | tuple[str, ...]) -> DataFrame:
-    """One row per key: the latest landing (`_ingested_at`, then `_file`, `_line`). Callbacks,
-    pushes and archive pulls are retried or re-pulled with the same content."""
-    w = Window.partitionBy(*keys).orderBy(
-        F.col("_ingested_at").desc(), F.col("_file").desc(), F.col("_line").desc()
-    )
-    return df.withColumn("_rank", F.row_number().over(w)).where("_rank = 1").drop("_rank")
-
-
-def blank_to_null(col: Column) -> Column:
-    """XML elements land as strings: an empty element means absent."""
-    return F.when(F.trim(col) != "", F.trim(col))
-
-
-def lateness_days(event_date: Column, logical_date: date) -> Column:
-    """Days between the event's business date and the day that brought it (0: on time)."""
-    late = F.datediff(F.lit(logical_date), event_date)
-    return F.when(late.isNotNull(), F.greatest(late, F.lit(0)))
-
-
-def extra_map(col: str = "_extra") -> Column:
-    """Bronze `_extra` (unmapped leaves, dotted paths) as a map; null when there are none."""
-    return F.from_json(F.col(col), EXTRA_TYPE)
 
 
 # --- contact events ---------------------------------------------------------------------------
@@ -249,7 +224,7 @@ def contact_events_to_silver(
             & F.col("change_type").isNotNull()
             & F.col("event_ts").isNotNull()
         )
-        .transform(lambda df: latest_per_key(df, CONTACT_EVENT_KEYS))
+        .transform(lambda df: latest_landed(df, CONTACT_EVENT_KEYS))
         .transform(with_follow_user)
     )
     add_way = F.when(first | no_extra, F.col("add_way").cast("int")).otherwise(
@@ -407,7 +382,7 @@ def messages_to_silver(
     time and user: sender = the user, no receivers, no chat type. Times are the archive's UTC
     milliseconds. For a 1:1 chat, guide_user_id / external_userid name the guide and the customer
     whichever way the message went; in a group only the sender is placed."""
-    msgs = latest_per_key(bronze.where(F.col("msgid").isNotNull()), ["msgid"])
+    msgs = latest_landed(bronze.where(F.col("msgid").isNotNull()), ["msgid"])
     action = F.lower(F.trim("action"))
     msgtype = F.lower(F.trim("msgtype"))
     sender = F.coalesce(F.col("sender"), F.col("switch_user"))

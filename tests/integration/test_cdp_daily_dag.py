@@ -12,7 +12,7 @@ import pytest
 from deltalake import DeltaTable
 
 from jobs.common import duck
-from jobs.common.airflow_env import dags_test, task_states
+from jobs.common.airflow_env import dags_test, task_seconds, task_states
 from jobs.common.errors import CdpError
 from jobs.common.lake import list_tables
 from jobs.daily import source_families
@@ -85,6 +85,10 @@ def test_cdp_daily_runs_every_task_and_fills_every_table(lake):
     assert set(others.values()) == {"success"}, others
     mapped = sorted(i for (t, i) in states if t == "ingest_marketplaces.ingest")
     assert mapped == list(range(len(families["marketplaces"])))
+    seconds = task_seconds("cdp_daily", DAY, lake)  # what `cdp demo` prints per run
+    assert set(seconds) == {t for t, _ in states}
+    assert seconds["build_silver"] > 0
+    assert list(seconds.values()) == sorted(seconds.values())[::-1]
 
     quarantine = _rows(lake, "quarantine", "records")
     for key, (good, bad) in landing.items():

@@ -118,3 +118,29 @@ def test_register_tables_follows_the_lake(spark, lake, tmp_path, monkeypatch):
 def test_unknown_layer_is_refused(lake):
     with pytest.raises(ValueError, match="unknown layer"):
         lake_io.table_path("platinum", "t", lake)
+
+
+def test_merge_arrow_keeps_the_rows_it_rewrites_when_a_column_turns_nullable(tmp_path):
+    """A transform whose column became nullable (a new version of its rule) merging into a
+    table that has the column NOT NULL: the untouched rows keep their values (delta-rs 1.6
+    would write them null and refuse the merge), and a new null is refused naming the column."""
+    from jobs.common.errors import CdpError
+
+    path = str(tmp_path / "t")
+
+    def rows(ids, late, day, *, nullable):
+        schema = pa.schema(
+            [
+                pa.field("id", pa.int64(), nullable=False),
+                pa.field("late", pa.int32(), nullable=nullable),
+                pa.field("_logical_date", pa.date32(), nullable=False),
+            ]
+        )
+        return pa.table({"id": ids, "late": late, "_logical_date": [day] * len(ids)}, schema)
+
+    lake_io.merge_arrow(rows([1, 2, 3], [0, 1, 2], D1, nullable=False), path, keys=["id"])
+    later = rows([1, 4], [5, 6], D2, nullable=True)
+    lake_io.merge_arrow(later, path, keys=["id"], version="_logical_date")
+    assert _arrow_read(path) == [(1, 5, D2), (2, 1, D1), (3, 2, D1), (4, 6, D2)]
+    with pytest.raises(CdpError, match="column late is NOT NULL; 1 new row"):
+        lake_io.merge_arrow(rows([5], [None], D2, nullable=True), path, keys=["id"])

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from jobs.silver.clean import addresses
+from jobs.common.clean import addresses
 from jobs.simulator.mess import address_variant
 from jobs.simulator.world import REGIONS
 

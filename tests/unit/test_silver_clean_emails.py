@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pyspark.sql import functions as F
 
-from jobs.silver.clean import emails
+from jobs.common.clean import emails
 from jobs.simulator import ids
 from jobs.simulator.mess import JUNK_EMAIL
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from jobs.silver.clean import id_cards
+from jobs.common.clean import id_cards
 
 
 def iso7064_check(first17: str) -> str:

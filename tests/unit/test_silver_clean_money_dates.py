@@ -9,7 +9,7 @@ from decimal import Decimal
 import pytest
 from pyspark.sql import functions as F
 
-from jobs.silver.clean import dates, money
+from jobs.common.clean import dates, money
 from jobs.simulator.mess import to_fullwidth
 
 MONEY_CASES = [

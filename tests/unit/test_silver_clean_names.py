@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from jobs.silver.clean import names
+from jobs.common.clean import names
 
 CASES = [
     (" 张 三 ", "张三"),

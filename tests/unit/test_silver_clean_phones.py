@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 from pyspark.sql import functions as F
 
-from jobs.silver.clean import phones
-from jobs.silver.clean._text import junk
+from jobs.common.clean import phones
+from jobs.common.clean._text import junk
 from jobs.simulator import ids
 from jobs.simulator.files import masked_phone
 from jobs.simulator.mess import JUNK_PHONES, to_fullwidth

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from pyspark.sql import functions as F
 
+from jobs.ingest.spec import get_spec
 from jobs.quality.gate import validate
 from jobs.silver.events import (
     EVENT_COLUMNS,
@@ -489,7 +490,7 @@ def test_tables_are_declared_for_the_build():
 
 def test_event_types_match_the_schemas_and_the_suite():
     for sdk in EVENT_SOURCES:
-        schema = json.loads(Path(f"schemas/{sdk}/event/1-1-0.json").read_text())
+        schema = get_spec(f"{sdk}.events").json_schema()
         assert tuple(schema["properties"]["event_type"]["enum"]) == EVENT_TYPES
     suite = json.loads((EXPECTATIONS / "silver.events.json").read_text())
     [types] = [
@@ -553,3 +554,16 @@ def test_device_identities_suite(spark):
         ("expect_column_values_to_match_regex", "identifier"),
         ("expect_column_values_to_be_between", "event_count"),
     }
+
+
+@pytest.mark.parametrize("sdk", EVENT_SOURCES)
+def test_a_client_time_with_any_utc_offset_passes_the_schema(sdk):
+    """A phone abroad sends its own offset: bronze keeps the event (silver parses the instant,
+    jobs/common/clean/dates.py); a time without an offset or with a broken one is refused."""
+    import re
+
+    pattern = re.compile(get_spec(f"{sdk}.events").json_schema()["properties"]["ts"]["pattern"])
+    for ok in ("2026-11-18T10:00:00+08:00", "2026-11-18T02:00:00Z", "2026-11-17T21:00:00.5-05:00"):
+        assert pattern.search(ok), ok
+    for bad in ("2026-11-18T10:00:00", "2026-11-18T10:00:00+8", "2026-11-18 10:00:00+08:00"):
+        assert not pattern.search(bad), bad

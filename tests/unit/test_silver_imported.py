@@ -15,13 +15,13 @@ from pathlib import Path
 
 import pytest
 
+from jobs.common.clean.emails import normalize_email_py
+from jobs.common.clean.id_cards import normalize_id_card_py
+from jobs.common.clean.names import normalize_name_py
+from jobs.common.clean.phones import normalize_phone_py
 from jobs.ingest import importer
 from jobs.ingest.records import Record, Rejected, parse_file
 from jobs.silver import imported
-from jobs.silver.clean.emails import normalize_email_py
-from jobs.silver.clean.id_cards import normalize_id_card_py
-from jobs.silver.clean.names import normalize_name_py
-from jobs.silver.clean.phones import normalize_phone_py
 from jobs.silver.table import Batch
 from jobs.silver.vault import split_pii
 

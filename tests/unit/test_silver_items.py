@@ -8,6 +8,7 @@ from decimal import Decimal
 import pytest
 from pyspark.sql import functions as F
 
+from jobs.common.order_states import ORDER_STATES
 from jobs.common.settings import PROJECT_ROOT
 from jobs.ingest.spec import get_spec
 from jobs.quality.gate import validate
@@ -26,7 +27,6 @@ from jobs.silver.items import (
     load_categories,
     order_item_totals,
 )
-from jobs.silver.states import ORDER_STATES
 from jobs.silver.table import Batch
 
 EXPECTATIONS = PROJECT_ROOT / "expectations"
@@ -109,9 +109,9 @@ def test_an_unknown_items_field_fails_when_the_spec_loads():
 def test_a_typed_silver_mapping_resolves_like_the_yaml_section():
     from dataclasses import replace
 
+    from jobs.common.silver_mapping import parse_silver
     from jobs.common.yamlio import load_yaml
     from jobs.ingest.spec import SPECS_DIR
-    from jobs.silver.mapping import parse_silver
 
     for key in ("douyin.orders", "tmall.trades", "tmall.order_items", "pdd.orders"):
         spec = get_spec(key)

@@ -1,5 +1,5 @@
-"""The typed silver mapping (jobs/silver/mapping.py): every spec's `silver:` section validates
-when the specs load, and a bad one fails naming its file and key."""
+"""The typed silver mapping (jobs/common/silver_mapping.py): every spec's `silver:` section
+validates when the specs load, and a bad one fails naming its file and key."""
 
 import json
 from pathlib import Path
@@ -8,10 +8,10 @@ import pytest
 import yaml
 
 from jobs.common.errors import CdpError
+from jobs.common.order_states import ORDER_STATES
+from jobs.common.silver_mapping import SilverMapping, parse_silver
 from jobs.ingest import spec as spec_module
 from jobs.ingest.spec import SPECS_DIR, load_specs, spec_from_json, spec_to_json
-from jobs.silver.mapping import SilverMapping, parse_silver
-from jobs.silver.states import ORDER_STATES
 
 ORDER_SPECS = (
     "tmall.orders",

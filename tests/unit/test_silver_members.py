@@ -278,3 +278,48 @@ def test_suite_store_members(member_frames):
     assert _report(df, "silver.store_members").success_blocking
     bad = _report(df.withColumn("store_member_id", F.lit("VIP1")), "silver.store_members")
     assert any("store_member_id" in (r.column or "") for r in bad.failed_blocking)
+
+
+def test_a_stale_member_copy_on_a_later_day_does_not_roll_the_member_back(tmp_path):
+    """silver.members merges by the CRM's own modification time: a later day's export holding
+    an older copy of a member changes nothing; a newer copy, or one without the CRM's time on
+    a later day, replaces it; a rerun of the same rows is idempotent."""
+    import pyarrow as pa
+    from deltalake import DeltaTable
+
+    from jobs.common import lake
+
+    (table,) = [t for t in TABLES if t.name == "members"]
+    path = str(tmp_path / "members")
+
+    def merge(tier: str, crm_at: datetime | None, day: date) -> None:
+        rows = pa.table(
+            {
+                "member_card": ["M1"],
+                "tier": [tier],
+                "crm_updated_at": pa.array([crm_at], pa.timestamp("us", "UTC")),
+                "_logical_date": pa.array([day], pa.date32()),
+            }
+        )
+        lake.merge_arrow(
+            rows,
+            path,
+            keys=list(table.keys),
+            version="_logical_date",
+            update_when=table.update_when,
+        )
+
+    def tier() -> str:
+        return DeltaTable(path).to_pyarrow_table()["tier"].to_pylist()
+
+    merge("gold", datetime(2026, 3, 10, 12), date(2026, 3, 10))
+    merge("silver", datetime(2026, 3, 9, 8), date(2026, 3, 11))  # stale copy, later day
+    assert tier() == ["gold"]
+    merge("gold", datetime(2026, 3, 10, 12), date(2026, 3, 10))  # rerun
+    assert tier() == ["gold"]
+    merge("platinum", datetime(2026, 3, 11, 9), date(2026, 3, 11))
+    assert tier() == ["platinum"]
+    merge("diamond", None, date(2026, 3, 12))  # no CRM time: the later day wins
+    assert tier() == ["diamond"]
+    merge("gold", datetime(2026, 3, 1), date(2026, 3, 1))  # a backfill of an old day
+    assert tier() == ["diamond"]

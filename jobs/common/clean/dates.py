@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 from pyspark.sql import Column
 from pyspark.sql import functions as F
 
-from jobs.silver.clean._text import fold_width, nfkc
+from jobs.common.clean._text import fold_width, nfkc
 
 BUSINESS_TZ = "Asia/Shanghai"
 # 1900-01-01 is the default many systems store for "unknown": implausible as a real birthday.

@@ -16,7 +16,7 @@ from functools import cache
 from pyspark.sql import Column
 from pyspark.sql import functions as F
 
-from jobs.silver.clean._text import first_match, fold_width, junk_regex, nfkc
+from jobs.common.clean._text import first_match, fold_width, junk_regex, nfkc
 
 # RFC 5322 dot-atom local part (no leading, trailing or doubled dot) @ LDH labels . a letter TLD.
 _ATOM = r"[a-z0-9!#$%&'*+/=?^_`{|}~-]+"

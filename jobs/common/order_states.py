@@ -7,8 +7,9 @@
                   +------------------------------+  (a paid or shipped order refunded in full)
 
 `ORDER_STATES` is the single source of the vocabulary: spec mappings are validated against it
-(jobs/silver/mapping.py), the GX suite of silver.orders checks it, and dbt's accepted-values tests
-read it through the `order_states` var that jobs/profiles/dbt_runner.py passes.
+(jobs/common/silver_mapping.py), the GX suite of silver.orders checks it, and dbt's
+accepted-values tests read it through the `order_states` var that jobs/profiles/dbt_runner.py
+passes.
 """
 
 from __future__ import annotations

@@ -37,8 +37,8 @@ from pyspark.sql import Column
 from pyspark.sql import functions as F
 from pyspark.sql.types import StringType, StructField, StructType
 
-from jobs.silver.clean._text import nfkc
-from jobs.silver.clean.names import to_simplified
+from jobs.common.clean._text import nfkc
+from jobs.common.clean.names import to_simplified
 
 FIELDS = (
     "province",

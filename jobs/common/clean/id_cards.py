@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 from pyspark.sql import Column
 from pyspark.sql import functions as F
 
-from jobs.silver.clean._text import fold_width, nfkc
+from jobs.common.clean._text import fold_width, nfkc
 
 WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 CHECK_CHARS = "10X98765432"  # indexed by (sum of digit * weight) mod 11

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from jobs.silver.states import ORDER_STATES
+from jobs.common.order_states import ORDER_STATES
 
 EXTRA_PREFIX = "_extra:"
 

@@ -23,7 +23,7 @@ from pyspark.sql import Column
 from pyspark.sql import functions as F
 from pyspark.sql.types import StringType
 
-from jobs.silver.clean._text import junk, nfkc
+from jobs.common.clean._text import junk, nfkc
 
 _CJK = r"\u3400-\u9fff\uf900-\ufaff"
 _DOTS = r"[·•・‧∙.．]"  # look-alike middle dots

@@ -13,7 +13,7 @@ from __future__ import annotations
 from pyspark.sql import Column
 from pyspark.sql import functions as F
 
-from jobs.silver.clean._text import fold_width
+from jobs.common.clean._text import fold_width
 
 MONEY = "decimal(18,2)"
 DEFAULT_CURRENCY = "CNY"

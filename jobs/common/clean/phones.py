@@ -25,7 +25,7 @@ from pyspark.sql import Column
 from pyspark.sql import functions as F
 from pyspark.sql.types import StringType
 
-from jobs.silver.clean._text import first_match, fold_width, is_junk_py, junk_regex, nfkc
+from jobs.common.clean._text import first_match, fold_width, is_junk_py, junk_regex, nfkc
 
 # Mainland mobiles: 1[3-9] and nine more digits, with an optional country prefix.
 _MOBILE = r"^(?:\+86|0086|86)?(1[3-9]\d{9})$"
