@@ -309,9 +309,12 @@ def _details(result: dict, exception_info: dict, column: str | None = None) -> s
     if error:
         text = f"error: {error}"
     elif "unexpected_count" in result:
-        text = f"unexpected {result['unexpected_count']} of {result.get('element_count', '?')}"
+        # Counts with thousands separators: ours, not data, so mask_pii never reads a row
+        # count of 1287171 as a number to hide.
+        count, total = result["unexpected_count"], result.get("element_count", "?")
+        text = f"unexpected {_count(count)} of {_count(total)}"
         if result.get("missing_count"):
-            text += f" (null {result['missing_count']})"
+            text += f" (null {_count(result['missing_count'])})"
         sample = result.get("partial_unexpected_list") or []
         if result["unexpected_count"] and sample:
             # Samples may quote raw personal data (bronze): never let it reach ops or reports.
@@ -321,11 +324,19 @@ def _details(result: dict, exception_info: dict, column: str | None = None) -> s
     elif "observed_value" in result:
         observed = result["observed_value"]
         # e.g. the max of a phone column: a value of the column, masked like a sample
-        shown = "***" if is_personal_field(column) and observed is not None else _short(observed)
+        if is_personal_field(column) and observed is not None:
+            shown = "***"
+        else:
+            shown = _count(observed) if isinstance(observed, int) else _short(observed)
         text = f"observed {shown}"
     else:
         text = ""
     return mask_pii(_one_line(text))[:_DETAILS_MAX]
+
+
+def _count(n: object) -> str:
+    """An integer count as 1,287,171; anything else as given."""
+    return f"{n:,}" if isinstance(n, int) and not isinstance(n, bool) else str(n)
 
 
 def _sample(values: list, column: str | None) -> str:

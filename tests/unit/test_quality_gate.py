@@ -312,3 +312,20 @@ def test_run_ids_with_quotes_are_escaped_in_the_replace_predicate(good_report, t
     runs = [r["run_id"] for r in DeltaTable(path).to_pyarrow_table().to_pylist()]
     assert runs.count("plain") == len(good_report.results)
     assert runs.count(tricky.run_id) == len(good_report.results)
+
+
+def test_counts_in_details_are_readable_and_samples_still_masked():
+    """Row counts are ours, not data: 1,287,171 reads as a number, not as a masked phone; the
+    samples of a failing column are masked as before."""
+    from jobs.quality.gate import _details
+
+    assert _details({"unexpected_count": 0, "element_count": 1287171}, {}) == (
+        "unexpected 0 of 1,287,171"
+    )
+    assert _details({"observed_value": 12871710}, {}, "row_count") == "observed 12,871,710"
+    failing = {
+        "unexpected_count": 1,
+        "element_count": 2,
+        "partial_unexpected_list": ["13912345678"],
+    }
+    assert "13912345678" not in _details(failing, {}, "note")
