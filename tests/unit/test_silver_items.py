@@ -2,7 +2,7 @@
 bronze frames in each spec's real bronze schema."""
 
 import json
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from decimal import Decimal
 
 import pytest
@@ -28,39 +28,10 @@ from jobs.silver.items import (
     order_item_totals,
 )
 from jobs.silver.table import Batch
+from tests.fixtures.bronze import DAY, T0, spec_bronze
 
 EXPECTATIONS = PROJECT_ROOT / "expectations"
-T0 = datetime(2026, 11, 21, 12)  # midday: the same date in any time zone the test runs in
-DAY = date(2026, 11, 21)
-SPARK_TYPES = {
-    "string": "string",
-    "decimal": "decimal(18,2)",
-    "int": "long",
-    "datetime": "timestamp",
-    "date": "date",
-}
-META = (
-    ("_extra", "string"),
-    ("_file", "string"),
-    ("_line", "long"),
-    ("_batch_id", "string"),
-    ("_ingested_at", "timestamp"),
-    ("_logical_date", "date"),
-)
 CATEGORIES = {"sample": ("小样", "赠品"), "serum": ("精华",), "mask": ("面膜",)}
-
-
-def bronze(spark, key: str, rows: list[dict]):
-    """Rows in `key`'s bronze schema (its fields, typed, then the ingestion metadata); missing
-    fields are null, metadata defaults to one file ingested at T0 for DAY."""
-    spec = get_spec(key)
-    columns = [(c.field, SPARK_TYPES[c.type]) for c in spec.columns] + list(META)
-    defaults = {"_file": "f1", "_batch_id": "b1", "_ingested_at": T0, "_logical_date": DAY}
-    data = [
-        tuple(({**defaults, "_line": i + 2} | row).get(name) for name, _ in columns)
-        for i, row in enumerate(rows)
-    ]
-    return spark.createDataFrame(data, ", ".join(f"`{n}` {t}" for n, t in columns))
 
 
 def source(key: str):
@@ -68,7 +39,7 @@ def source(key: str):
 
 
 def lines(spark, key: str, rows: list[dict], day: date = DAY) -> list:
-    out = lines_of(source(key), bronze(spark, key, rows), day, CATEGORIES)
+    out = lines_of(source(key), spec_bronze(spark, key, rows), day, CATEGORIES)
     return sorted(out.collect(), key=lambda r: (r.order_id, r.line_id))
 
 
@@ -324,7 +295,7 @@ def test_a_resynced_line_keeps_the_latest_modification_then_ingestion(spark):
     later = T0 + timedelta(days=1)
     frame = lines_of(
         source("tmall.trades"),
-        bronze(
+        spec_bronze(
             spark,
             "tmall.trades",
             [
@@ -342,7 +313,7 @@ def test_a_resynced_line_keeps_the_latest_modification_then_ingestion(spark):
     assert line.status == "completed"
     pos = lines_of(
         source("pos.orders"),
-        bronze(
+        spec_bronze(
             spark,
             "pos.orders",
             [
@@ -361,7 +332,7 @@ def test_a_resynced_line_keeps_the_latest_modification_then_ingestion(spark):
 def test_the_higher_priority_dataset_wins_a_line_both_give(spark):
     export = lines_of(
         source("tmall.order_items"),
-        bronze(spark, "tmall.order_items", [
+        spec_bronze(spark, "tmall.order_items", [
             {"sub_order_id": "7003", "order_id": "7003", "item_title": "面膜", "quantity": 1,
              "payment": Decimal("129.00"), "order_status": "WAIT_SELLER_SEND_GOODS"}]),
         DAY,
@@ -369,7 +340,7 @@ def test_the_higher_priority_dataset_wins_a_line_both_give(spark):
     )  # fmt: skip
     api = lines_of(
         source("tmall.trades"),
-        bronze(spark, "tmall.trades", [
+        spec_bronze(spark, "tmall.trades", [
             {"order_id": "7003", "order_status": "WAIT_BUYER_CONFIRM_GOODS", "created": T0,
              "modified": T0, "item_title": "面膜", "_ingested_at": T0 - timedelta(hours=1),
              "_extra": json.dumps({"orders.0.oid": "7003", "orders.0.num": "1",
@@ -398,7 +369,7 @@ def test_an_explicit_category_wins_over_keywords(spark):
     src = replace(source("pos.orders"), fields=source("pos.orders").fields | {"category": "sku"})
     out = lines_of(
         src,
-        bronze(spark, "pos.orders", [{"order_id": "R1", "sku": "护肤", "item_title": "面膜",
+        spec_bronze(spark, "pos.orders", [{"order_id": "R1", "sku": "护肤", "item_title": "面膜",
                                       "payment": Decimal(1), "created": T0}]),
         DAY,
         CATEGORIES,
@@ -493,11 +464,11 @@ def test_order_totals_and_their_check_against_order_amounts(spark):
 
 
 def test_build_unions_the_datasets_and_gives_one_row_per_line(spark):
-    trades = bronze(spark, "tmall.trades", [
+    trades = spec_bronze(spark, "tmall.trades", [
         {"order_id": "7004", "order_status": "TRADE_FINISHED", "created": T0, "modified": T0,
          "item_title": "面膜", "_extra": json.dumps({"orders.0.oid": "7004", "orders.0.num": "1"})},
     ])  # fmt: skip
-    export = bronze(spark, "tmall.order_items", [
+    export = spec_bronze(spark, "tmall.order_items", [
         {"sub_order_id": "7004", "order_id": "7004", "item_title": "面膜", "quantity": 1,
          "order_status": "TRADE_FINISHED", "payment": Decimal("1.00")},
         {"sub_order_id": "7005", "order_id": "7005", "item_title": "精华", "quantity": 1,
@@ -515,7 +486,7 @@ def test_build_unions_the_datasets_and_gives_one_row_per_line(spark):
 
 @pytest.fixture(scope="module")
 def good_items(spark):
-    rows = bronze(spark, "jd.orders", [
+    rows = spec_bronze(spark, "jd.orders", [
         {"order_id": "J1", "sku_id": "1", "item_title": "面膜", "item_quantity": 1,
          "unit_price": Decimal("10.00"), "order_status": "FINISHED_L", "created": T0},
         {"order_id": "J1", "sku_id": "2", "item_title": "精华", "item_quantity": 2,

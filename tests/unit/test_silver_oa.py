@@ -6,11 +6,11 @@ import calendar
 import json
 from datetime import date, datetime, timedelta
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 from jobs.quality import gate
 from jobs.silver import oa
 from jobs.silver.table import Batch
+from tests.fixtures.shanghai import walls
 
 DAY = date(2026, 11, 20)
 ACCOUNT = "gh_3a5f7c9e1b2d"
@@ -69,18 +69,6 @@ def one(df) -> dict:
     rows = df.collect()
     assert len(rows) == 1, rows
     return walls(rows[0].asDict())
-
-
-def wall(value):
-    """A collected timestamp as an Asia/Shanghai wall time (PySpark hands timestamps back in
-    the Python process's local zone, whatever Spark's session zone)."""
-    if isinstance(value, datetime):
-        return value.astimezone(ZoneInfo("Asia/Shanghai")).replace(tzinfo=None)
-    return value
-
-
-def walls(row: dict) -> dict:
-    return {k: wall(v) for k, v in row.items()}
 
 
 # --- events -----------------------------------------------------------------------------------

@@ -27,48 +27,19 @@ from jobs.silver.orders import (
     to_silver,
 )
 from jobs.silver.table import Batch
+from tests.fixtures.bronze import DAY, T0, spec_bronze
 
 KEY = b"silver-unit-test-key-0123456789abcdef"
 PHONE = "13957101234"  # a plain mainland mobile (not one of junk.yaml's fillers)
-T0 = datetime(2026, 11, 21, 12)  # midday: the same date in any time zone the test runs in
-DAY = date(2026, 11, 21)
-SPARK_TYPES = {
-    "string": "string",
-    "decimal": "decimal(18,2)",
-    "int": "long",
-    "datetime": "timestamp",
-    "date": "date",
-}
-META = (
-    ("_extra", "string"),
-    ("_file", "string"),
-    ("_line", "long"),
-    ("_batch_id", "string"),
-    ("_ingested_at", "timestamp"),
-    ("_logical_date", "date"),
-)
 
 
 def _token(ns: str, value: str) -> str:
     return hmac.new(KEY, f"{ns}{value}".encode(), hashlib.sha256).hexdigest()
 
 
-def bronze(spark, key: str, rows: list[dict]):
-    """Rows in `key`'s bronze schema (its fields, typed, then the ingestion metadata); missing
-    fields are null, metadata defaults to one file ingested at T0 for DAY."""
-    spec = get_spec(key)
-    columns = [(c.field, SPARK_TYPES[c.type]) for c in spec.columns] + list(META)
-    defaults = {"_file": "f1", "_batch_id": "b1", "_ingested_at": T0, "_logical_date": DAY}
-    data = [
-        tuple(({**defaults, "_line": i + 2} | row).get(name) for name, _ in columns)
-        for i, row in enumerate(rows)
-    ]
-    return spark.createDataFrame(data, ", ".join(f"`{n}` {t}" for n, t in columns))
-
-
 def silver(spark, key: str, rows: list[dict], **kwargs) -> dict:
     spec = get_spec(key)
-    frame = to_silver(bronze(spark, key, rows), spec.source, spec.silver, KEY, **kwargs)
+    frame = to_silver(spec_bronze(spark, key, rows), spec.source, spec.silver, KEY, **kwargs)
     return {r.order_id: r for r in frame.collect()}
 
 
@@ -95,7 +66,7 @@ def test_tmall_export_to_silver(spark):
          "order_status": "TRADE_CLOSED", "receiver_mobile": "１３９５７１０１２３４",
          "created": T0},
     ]  # fmt: skip
-    frame = to_silver(bronze(spark, "tmall.orders", rows), "tmall", spec.silver, KEY)
+    frame = to_silver(spec_bronze(spark, "tmall.orders", rows), "tmall", spec.silver, KEY)
     assert frame.columns == [*ORDER_COLUMNS, *PII_COLUMNS]
     out = {r.order_id: r for r in frame.collect()}
     assert set(out) == {"1001", "1002", "1003"}
@@ -146,7 +117,7 @@ def test_money_is_decimal_with_its_currency_and_refunds_unknown_stay_null(spark)
 
 def to_silver_schema(spark):
     spec = get_spec("jd.orders")
-    return to_silver(bronze(spark, "jd.orders", []), "jd", spec.silver, KEY).schema.fields
+    return to_silver(spec_bronze(spark, "jd.orders", []), "jd", spec.silver, KEY).schema.fields
 
 
 def test_status_at_is_the_time_the_order_entered_its_status(spark):
@@ -490,7 +461,7 @@ def _resolved(spark, parts, current=None, priorities=None):
     for key, rows, priority in parts:
         spec = get_spec(key)
         frame = to_silver(
-            bronze(spark, key, rows), spec.source, spec.silver, KEY, dataset=spec.dataset
+            spec_bronze(spark, key, rows), spec.source, spec.silver, KEY, dataset=spec.dataset
         )
         frames.append((frame, priority))
     out = one_row_per_order(frames, current=current, priorities=priorities)
@@ -521,7 +492,7 @@ def test_a_late_file_never_rolls_silver_back_unless_the_platform_is_newer(spark)
     spec = get_spec("tmall.orders")
     done = [{"order_id": "1", "order_status": "TRADE_FINISHED", "created": T0,
              "pay_time": T0, "buyer_nick": "tb1", "receiver_mobile": PHONE}]  # fmt: skip
-    current = to_silver(bronze(spark, "tmall.orders", done), "tmall", spec.silver, KEY).drop(
+    current = to_silver(spec_bronze(spark, "tmall.orders", done), "tmall", spec.silver, KEY).drop(
         *PII_COLUMNS
     )
     stale = [{"order_id": "1", "order_status": "WAIT_SELLER_SEND_GOODS", "created": T0,
@@ -535,7 +506,7 @@ def test_a_late_file_never_rolls_silver_back_unless_the_platform_is_newer(spark)
     spec = get_spec("youzan.orders")
     first = [{"order_id": "E", "status": "TRADE_SUCCESS", "created": T0, "update_time": T0,
               "yz_open_id": "yz"}]  # fmt: skip
-    current = to_silver(bronze(spark, "youzan.orders", first), "youzan", spec.silver, KEY)
+    current = to_silver(spec_bronze(spark, "youzan.orders", first), "youzan", spec.silver, KEY)
     newer = [{"order_id": "E", "status": "TRADE_CLOSED", "created": T0,
               "update_time": T0 + timedelta(days=1), "yz_open_id": "yz"}]  # fmt: skip
     older = [{**newer[0], "status": "WAIT_BUYER_PAY", "update_time": T0 - timedelta(hours=1)}]
@@ -548,7 +519,7 @@ def test_status_at_and_lateness_keep_the_first_sighting(spark):
     first = [{"order_id": "1", "order_status": "WAIT_BUYER_CONFIRM_GOODS", "created": T0,
               "buyer_nick": "tb1", "_ingested_at": T0 + timedelta(hours=1)}]  # fmt: skip
     current = to_silver(
-        bronze(spark, "tmall.orders", first), "tmall", spec.silver, KEY, logical_date=DAY
+        spec_bronze(spark, "tmall.orders", first), "tmall", spec.silver, KEY, logical_date=DAY
     )
     again = [
         {**first[0], "_ingested_at": T0 + timedelta(days=2), "_logical_date": DAY + timedelta(2)}
@@ -563,7 +534,7 @@ def test_a_higher_priority_row_silver_holds_keeps_the_identity(spark):
     api = [{"order_id": "1", "order_status": "WAIT_BUYER_CONFIRM_GOODS", "created": T0,
             "modified": T0, "buyer_open_uid": "AAG1"}]  # fmt: skip
     current = to_silver(
-        bronze(spark, "tmall.trades", api), "tmall", trades.silver, KEY, dataset="trades"
+        spec_bronze(spark, "tmall.trades", api), "tmall", trades.silver, KEY, dataset="trades"
     ).drop(*PII_COLUMNS)
     export = [{"order_id": "1", "order_status": "TRADE_FINISHED", "created": T0,
                "buyer_nick": "tb1", "receiver_mobile": PHONE,
@@ -600,7 +571,7 @@ def test_status_history_keeps_every_state_seen_first_seen_at_its_transition(spar
         {"order_id": "P", "order_status": "WAIT_SHIP", "created": T0, "pay_time": paid,
          "_file": "f3", "_ingested_at": T0 + timedelta(days=1)},
     ]  # fmt: skip
-    std = standardize(bronze(spark, "pdd.orders", rows), "pdd", spec.silver, dataset="orders")
+    std = standardize(spec_bronze(spark, "pdd.orders", rows), "pdd", spec.silver, dataset="orders")
     history = status_history(std)
     assert history.columns == HISTORY_COLUMNS
     out = {r.status: r for r in history.collect()}
@@ -647,9 +618,9 @@ def test_build_gives_one_row_per_order_across_datasets(spark):
         logical_date=DAY,
         hmac_key=KEY,
         bronze={
-            "tmall_orders": bronze(spark, "tmall.orders", export),
-            "tmall_trades": bronze(spark, "tmall.trades", api),
-            "jd_orders": bronze(spark, "jd.orders", jd),
+            "tmall_orders": spec_bronze(spark, "tmall.orders", export),
+            "tmall_trades": spec_bronze(spark, "tmall.trades", api),
+            "jd_orders": spec_bronze(spark, "jd.orders", jd),
             "pdd_orders": None,  # not landed yet
         },
     )
@@ -671,7 +642,9 @@ def _suite_frame(spark, **overrides):
             {"order_id": "J2", "order_status": "WAIT_PAY", "payment": Decimal("0.00"),
              "created": T0, "receiver_name": "李娜",
              "receiver_address": "北京市朝阳区建国路1号"}]  # fmt: skip
-    frame = to_silver(bronze(spark, "jd.orders", rows), "jd", spec.silver, KEY, logical_date=DAY)
+    frame = to_silver(
+        spec_bronze(spark, "jd.orders", rows), "jd", spec.silver, KEY, logical_date=DAY
+    )
     for name, value in overrides.items():
         frame = frame.withColumn(name, value)
     return frame.drop(*PII_COLUMNS)
@@ -706,7 +679,7 @@ def test_the_history_suite_passes_good_rows_and_blocks_bad_ones(spark):
 
     spec = get_spec("jd.orders")
     rows = [{"order_id": "J1", "order_status": "FINISHED_L", "created": T0}]
-    history = status_history(standardize(bronze(spark, "jd.orders", rows), "jd", spec.silver))
+    history = status_history(standardize(spec_bronze(spark, "jd.orders", rows), "jd", spec.silver))
     assert _validate(history, "silver.order_status_history") == set()
     bad = history.withColumn("status", F.lit("lost"))
     assert ("expect_column_values_to_be_in_set", "status") in _validate(

@@ -2,14 +2,13 @@
 exports, linking to order lines, the exceeds-paid flag and the GX suite, on tiny frames."""
 
 import json
-from datetime import date, datetime, timedelta
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
 from pyspark.sql import functions as F
 
 from jobs.common.settings import PROJECT_ROOT
-from jobs.ingest.spec import get_spec
 from jobs.quality.gate import validate
 from jobs.silver.items import REFUND_STATES, build_items
 from jobs.silver.refunds import (
@@ -24,38 +23,10 @@ from jobs.silver.refunds import (
     yes_no,
 )
 from jobs.silver.table import Batch
+from tests.fixtures.bronze import DAY, T0, spec_bronze
 
 EXPECTATIONS = PROJECT_ROOT / "expectations"
-T0 = datetime(2026, 11, 21, 12)
-DAY = date(2026, 11, 21)
-SPARK_TYPES = {
-    "string": "string",
-    "decimal": "decimal(18,2)",
-    "int": "long",
-    "datetime": "timestamp",
-    "date": "date",
-}
-META = (
-    ("_extra", "string"),
-    ("_file", "string"),
-    ("_line", "long"),
-    ("_batch_id", "string"),
-    ("_ingested_at", "timestamp"),
-    ("_logical_date", "date"),
-)
 ITEMS_SCHEMA = "source string, order_id string, line_id string, title string"
-
-
-def bronze(spark, key: str, rows: list[dict]):
-    """Rows in `key`'s bronze schema; missing fields null, one file ingested at T0 for DAY."""
-    spec = get_spec(key)
-    columns = [(c.field, SPARK_TYPES[c.type]) for c in spec.columns] + list(META)
-    defaults = {"_file": "f1", "_batch_id": "b1", "_ingested_at": T0, "_logical_date": DAY}
-    data = [
-        tuple(({**defaults, "_line": i + 2} | row).get(name) for name, _ in columns)
-        for i, row in enumerate(rows)
-    ]
-    return spark.createDataFrame(data, ", ".join(f"`{n}` {t}" for n, t in columns))
 
 
 def refund(refund_id="R1", order_id="O1", status="SUCCESS", **cells) -> dict:
@@ -73,7 +44,7 @@ def refund(refund_id="R1", order_id="O1", status="SUCCESS", **cells) -> dict:
 
 
 def report(spark, rows: list[dict]) -> dict:
-    frame = tmall_refund_report(bronze(spark, "tmall.refunds", rows), DAY)
+    frame = tmall_refund_report(spec_bronze(spark, "tmall.refunds", rows), DAY)
     return {r.refund_id: r for r in frame.collect()}
 
 
@@ -147,7 +118,7 @@ def test_yes_no_cells(spark):
 
 def test_a_refund_links_to_the_lines_its_titles_name(spark):
     refunds = tmall_refund_report(
-        bronze(
+        spec_bronze(
             spark,
             "tmall.refunds",
             [
@@ -197,7 +168,7 @@ ORDERS_SCHEMA = (
 
 
 def test_order_exports_whose_after_sale_cells_say_refunded_give_one_refund_per_order(spark):
-    douyin = bronze(spark, "douyin.orders", [
+    douyin = spec_bronze(spark, "douyin.orders", [
         {"order_id": "D1", "sku_id": "s1", "item_title": "面膜", "item_quantity": 1,
          "unit_price": Decimal("10.00"), "payment": Decimal("30.00"), "order_status": "CLOSED",
          "after_sale_status": "售后完成", "created": T0},
@@ -208,13 +179,13 @@ def test_order_exports_whose_after_sale_cells_say_refunded_give_one_refund_per_o
          "unit_price": Decimal("10.00"), "payment": Decimal("10.00"),
          "order_status": "COMPLETED", "created": T0},
     ])  # fmt: skip
-    pdd = bronze(spark, "pdd.orders", [
+    pdd = spec_bronze(spark, "pdd.orders", [
         {"order_id": "P1", "item_title": "面膜", "item_quantity": 1, "payment": Decimal("9.90"),
          "order_status": "REFUNDED_AFTER_SHIP", "after_sale_status": "退款成功", "created": T0},
         {"order_id": "P2", "item_title": "面膜", "item_quantity": 1, "payment": Decimal("9.90"),
          "order_status": "RECEIVED", "after_sale_status": "无售后或售后取消", "created": T0},
     ])  # fmt: skip
-    mini = bronze(spark, "miniprogram.orders", [
+    mini = spec_bronze(spark, "miniprogram.orders", [
         {"order_id": "M1", "order_status": "REFUNDED", "item_title": "面膜",
          "payment": Decimal("50.00"), "refund_fee": Decimal("50.00"), "created": T0,
          "_extra": json.dumps({"items.0.num": "1", "items.0.price": "50.00"})},
@@ -312,8 +283,8 @@ def test_a_refund_above_the_payment_is_flagged_not_dropped(spark):
 
 @pytest.fixture(scope="module")
 def good_refunds(spark):
-    report = bronze(spark, "tmall.refunds", [refund("R1", "O1"), refund("R2", "O2")])
-    export = bronze(
+    report = spec_bronze(spark, "tmall.refunds", [refund("R1", "O1"), refund("R2", "O2")])
+    export = spec_bronze(
         spark,
         "tmall.order_items",
         [{"sub_order_id": "O1", "order_id": "O1", "item_title": "面膜", "quantity": 1,

@@ -1,14 +1,13 @@
 """silver.reviews (jobs/silver/reviews.py): Tmall TradeRates -> buyers' reviews with metadata
 instead of words, on tiny frames in the spec's bronze schema; and the GX suite."""
 
-from datetime import date, datetime, timedelta
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
 from pyspark.sql import functions as F
 
 from jobs.common.settings import PROJECT_ROOT
-from jobs.ingest.spec import get_spec
 from jobs.quality.gate import validate
 from jobs.silver.reviews import (
     REVIEW_COLUMNS,
@@ -19,38 +18,10 @@ from jobs.silver.reviews import (
     tmall_reviews,
 )
 from jobs.silver.table import Batch
+from tests.fixtures.bronze import DAY, T0, spec_bronze
 
 EXPECTATIONS = PROJECT_ROOT / "expectations"
-T0 = datetime(2026, 11, 21, 12)
-DAY = date(2026, 11, 21)
-SPARK_TYPES = {
-    "string": "string",
-    "decimal": "decimal(18,2)",
-    "int": "long",
-    "datetime": "timestamp",
-    "date": "date",
-}
-META = (
-    ("_extra", "string"),
-    ("_file", "string"),
-    ("_line", "long"),
-    ("_batch_id", "string"),
-    ("_ingested_at", "timestamp"),
-    ("_logical_date", "date"),
-)
 WORDS = "质地很好，吸收快，会回购"
-
-
-def bronze(spark, rows: list[dict]):
-    """Rows in tmall.reviews' bronze schema; missing fields null, one file at T0 for DAY."""
-    spec = get_spec("tmall.reviews")
-    columns = [(c.field, SPARK_TYPES[c.type]) for c in spec.columns] + list(META)
-    defaults = {"_file": "f1", "_batch_id": "b1", "_ingested_at": T0, "_logical_date": DAY}
-    data = [
-        tuple(({**defaults, "_line": i + 2} | row).get(name) for name, _ in columns)
-        for i, row in enumerate(rows)
-    ]
-    return spark.createDataFrame(data, ", ".join(f"`{n}` {t}" for n, t in columns))
 
 
 def rate(order_id="T1", sub_order_id=None, **cells) -> dict:
@@ -69,7 +40,7 @@ def rate(order_id="T1", sub_order_id=None, **cells) -> dict:
 
 
 def reviews(spark, rows: list[dict]) -> dict:
-    frame = tmall_reviews(bronze(spark, rows), DAY)
+    frame = tmall_reviews(spec_bronze(spark, "tmall.reviews", rows), DAY)
     return {(r.order_id, r.line_id): r for r in frame.collect()}
 
 
@@ -169,7 +140,11 @@ def test_a_review_pulled_again_keeps_its_latest_row_and_late_ones_say_so(spark):
 @pytest.fixture(scope="module")
 def good_reviews(spark):
     frame = build_reviews(
-        Batch(DAY, b"k", bronze={"tmall_reviews": bronze(spark, [rate("T1"), rate("T2")])})
+        Batch(
+            DAY,
+            b"k",
+            bronze={"tmall_reviews": spec_bronze(spark, "tmall.reviews", [rate("T1"), rate("T2")])},
+        )
     )
     assert build_reviews(Batch(DAY, b"k", bronze={})) is None
     return frame

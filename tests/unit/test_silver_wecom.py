@@ -14,6 +14,7 @@ from jobs.quality import gate
 from jobs.silver import wecom
 from jobs.silver.table import Batch
 from jobs.silver.vault import split_pii
+from tests.fixtures.shanghai import wall, walls
 
 KEY = b"silver-wecom-test-key-0123456789abcdef"
 DAY = date(2026, 11, 20)
@@ -117,18 +118,6 @@ def one(df) -> dict:
 
 def by(df, column: str) -> dict:
     return {r[column]: walls(r.asDict(recursive=True)) for r in df.collect()}
-
-
-def wall(value):
-    """A collected timestamp as an Asia/Shanghai wall time (PySpark hands timestamps back in
-    the Python process's local zone, whatever Spark's session zone)."""
-    if isinstance(value, datetime):
-        return value.astimezone(ZoneInfo("Asia/Shanghai")).replace(tzinfo=None)
-    return value
-
-
-def walls(row: dict) -> dict:
-    return {k: wall(v) for k, v in row.items()}
 
 
 # --- contact events ---------------------------------------------------------------------------
