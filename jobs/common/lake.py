@@ -198,9 +198,13 @@ def table_exists(spark: SparkSession, path: str) -> bool:
     return DeltaTable.isDeltaTable(spark, path)
 
 
-def overwrite(df: DataFrame, path: str) -> None:
-    """Replace a whole (small, derived) table in one Delta commit; readers see old or new."""
-    df.write.format("delta").mode("overwrite").option("overwriteSchema", "true").save(path)
+def overwrite(df: DataFrame, path: str, *, partition_by: str | None = None) -> None:
+    """Replace a whole (derived) table in one Delta commit; readers see old or new."""
+    writer = df.write.format("delta").mode("overwrite").option("overwriteSchema", "true")
+    if partition_by:
+        writer = writer.partitionBy(partition_by)
+    with table_lock(path):
+        writer.save(path)
 
 
 def merge_upsert(

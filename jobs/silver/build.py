@@ -297,17 +297,7 @@ def _build_table(run: _Run, table: SilverTable, batch: Batch, small: bool) -> Ta
         result.quality = _check(run, table, data)
         if vault is not None:
             run.vault.append(vault)
-        if table.mode == "replace":
-            lake.overwrite_arrow(data, path, partition_by=table.partition_by)
-        elif data.num_rows or not lake.is_delta(path):
-            lake.merge_arrow(
-                data,
-                path,
-                keys=list(table.keys),
-                version=VERSION,
-                partition_by=table.partition_by,
-                update_when=table.update_when,
-            )
+        _write(table, data, path, rows=result.rows)
     else:
         df = df.persist()
         data, vault = split_pii(df)
@@ -315,26 +305,33 @@ def _build_table(run: _Run, table: SilverTable, batch: Batch, small: bool) -> Ta
         result.quality = _check(run, table, data)
         if vault is not None:
             run.vault.append(vault)
-        if table.mode == "replace":
-            writer = data.write.format("delta").mode("overwrite")
-            if table.partition_by:
-                writer = writer.partitionBy(table.partition_by)
-            with lake.table_lock(path):
-                writer.option("overwriteSchema", "true").save(path)
-        else:
-            lake.merge_upsert(
-                data,
-                path,
-                keys=list(table.keys),
-                version=VERSION,
-                partition_by=table.partition_by,
-                update_when=table.update_when,
-            )
+        _write(table, data, path, rows=result.rows)
         _write_vault(run)  # while `df` is cached
         df.unpersist()
     if table.refresh is not None and table.refresh_by and result.rows:
         result.refreshed = _refresh(run, table, path, data)
     return result
+
+
+def _write(table: SilverTable, data, path: str, *, rows: int) -> None:
+    """Replace the table, or merge the rows into it (a day without rows writes nothing once
+    the table exists): an Arrow table through delta-rs, a Spark frame through Spark."""
+    import pyarrow as pa
+
+    arrow = isinstance(data, pa.Table)
+    if table.mode == "replace":
+        replace = lake.overwrite_arrow if arrow else lake.overwrite
+        replace(data, path, partition_by=table.partition_by)
+    elif rows or not lake.is_delta(path):
+        merge = lake.merge_arrow if arrow else lake.merge_upsert
+        merge(
+            data,
+            path,
+            keys=list(table.keys),
+            version=VERSION,
+            partition_by=table.partition_by,
+            update_when=table.update_when,
+        )
 
 
 def _refresh(run: _Run, table: SilverTable, path: str, data) -> int:
