@@ -26,6 +26,7 @@ segments_app = typer.Typer(help="Segments for marketing tools.", no_args_is_help
 stream_app = typer.Typer(help="Real-time marketing triggers.", no_args_is_help=True)
 run_app = typer.Typer(help="Run batch jobs in this process, without Airflow.", no_args_is_help=True)
 quarantine_app = typer.Typer(help="Rows that failed validation.", no_args_is_help=True)
+identity_app = typer.Typer(help="One-ID: identity resolution.", no_args_is_help=True)
 airflow_app = typer.Typer(
     help="Airflow's scheduler and UI on the embedded default (SQLite, LocalExecutor, our dags/), "
     "in the foreground until Ctrl-C; `cdp airflow run -- ARGS` runs any airflow command.",
@@ -36,6 +37,7 @@ app.add_typer(kafka_app, name="kafka")
 app.add_typer(segments_app, name="segments")
 app.add_typer(stream_app, name="stream")
 app.add_typer(quarantine_app, name="quarantine")
+app.add_typer(identity_app, name="identity")
 app.add_typer(airflow_app, name="airflow")
 
 err = Console(stderr=True)
@@ -503,6 +505,52 @@ def segments_export(name: str, as_of: DateOpt = None):
         f"{r.segment}: {r.members} members (+{r.added} / -{r.removed}, "
         f"{r.optouts_removed} opted out) -> {r.folder}"
     )
+
+
+@identity_app.command("run")
+def identity_run(day: DateOpt = None):
+    """Resolve every identity in silver into one_ids; write silver.identity_map and the rest."""
+    from jobs.daily import resolve_identity
+
+    r = resolve_identity(_date(day))
+    if "profiles" not in r:
+        console.print(r.get("identity", r))
+        return
+    changes = ", ".join(f"{n} {k}" for k, n in sorted(r["changes"].items())) or "no changes"
+    console.print(
+        f"{r['profiles']:,} profiles from {r['identifiers']:,} identifiers "
+        f"({r['occurrences']:,} occurrences); {r['blocked']:,} values blocked; {changes}; "
+        f"{r['seconds']} s"
+    )
+
+
+@identity_app.command("evaluate")
+def identity_evaluate(
+    truth: Annotated[
+        Path,
+        typer.Option(help="Folder of labeled records (records.csv), e.g. the simulator's _truth."),
+    ],
+    mapping: Annotated[
+        Path | None,
+        typer.Option(
+            help="YAML mapping labeled datasets to identity rules (default: simulator's)."
+        ),
+    ] = None,
+    json_out: Annotated[
+        Path | None, typer.Option("--json", help="Also write the report as JSON here.")
+    ] = None,
+):
+    """Pairwise precision, recall and F1 of silver.identity_map against labeled records."""
+    import json
+
+    from jobs.identity.labeled import evaluate_lake
+
+    report = evaluate_lake(truth, mapping)
+    for line in report.render():
+        console.print(escape(line))
+    if json_out is not None:
+        json_out.parent.mkdir(parents=True, exist_ok=True)
+        json_out.write_text(json.dumps(report.to_dict(), indent=2, default=str), encoding="utf-8")
 
 
 @quarantine_app.command("list")

@@ -291,6 +291,14 @@ def build_silver(logical_date: date, settings: Settings | None = None) -> dict:
     return built
 
 
+def resolve_identity(logical_date: date, settings: Settings | None = None) -> dict:
+    """Every identifier of every silver table -> the guarded identity graph -> stable one_ids
+    (silver.identity_map, identity_edges, identity_updates, identity_blocked): jobs/identity."""
+    from jobs.identity.run import run_identity
+
+    return run_identity(logical_date, settings)
+
+
 def publish_marts(logical_date: date, settings: Settings | None = None) -> dict:
     """dbt build: staging -> intermediate -> gold.customer_360 (contracts and tests).
 
@@ -368,6 +376,7 @@ STEPS = (
     ingest,
     check_bronze,
     build_silver,
+    resolve_identity,
     publish_marts,
     export_segments,
     maintain_lake,

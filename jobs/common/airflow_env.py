@@ -193,9 +193,10 @@ def ensure_pool(settings: Settings | None = None) -> bool:
     """Create (or reset to one slot) the pool the lake-writing steps of `cdp_daily` share, with
     `airflow pools set` (idempotent). Returns True if it had to.
 
-    One slot: build_silver, publish_marts, export_segments and maintain_lake rewrite the shared
-    silver, gold and ops tables, so two dates running side by side take turns for them. A task
-    naming a pool that doesn't exist is never scheduled, so every way we start Airflow calls this.
+    One slot: build_silver, resolve_identity, publish_marts, export_segments and maintain_lake
+    rewrite the shared silver, gold and ops tables, so two dates running side by side take turns
+    for them. A task naming a pool that doesn't exist is never scheduled, so every way we start
+    Airflow calls this.
     """
     settings = settings or get_settings()
     pool = settings.airflow.lake_writers_pool

@@ -124,10 +124,10 @@ def _add_missing_columns(path: str, schema) -> None:
     write_deltalake(path, schema.empty_table(), mode="append", schema_mode="merge")
 
 
-def read_arrow(path: str, where: str | None = None):
+def read_arrow(path: str, where: str | None = None, columns: list[str] | None = None):
     """A Delta table's rows matching `where` (a SQL predicate, e.g. `day = DATE '2026-03-12'`)
-    as a pyarrow Table in the table's own Arrow schema, read by delta-rs (DataFusion prunes
-    partitions and files by their statistics), without Spark.
+    as a pyarrow Table in the table's own Arrow schema (only `columns`, when given), read by
+    delta-rs (DataFusion prunes partitions and files by their statistics), without Spark.
 
     Not pyarrow's dataset filter: on files delta-rs writes, its pruning compares `string`
     with the statistics' `string_view` and fails.
@@ -137,7 +137,10 @@ def read_arrow(path: str, where: str | None = None):
 
     table = DeltaTable(path)
     schema = table.to_pyarrow_dataset().schema
-    query = "SELECT * FROM t" + (f" WHERE {where}" if where else "")
+    if columns is not None:
+        schema = pa.schema([schema.field(c) for c in columns])
+    listed = ", ".join(_quoted(c) for c in columns) if columns is not None else "*"
+    query = f"SELECT {listed} FROM t" + (f" WHERE {where}" if where else "")
     rows = pa.table(QueryBuilder().register("t", table).execute(query).read_all())
     return rows.select(schema.names).cast(schema)
 

@@ -129,6 +129,14 @@ class SilverSettings(BaseModel):
     arrow_max_rows: int = Field(default=300_000, ge=0)
 
 
+class IdentitySettings(BaseModel):
+    # The identifier registry (types, guards, rules); the packaged one by default.
+    registry: str | None = None
+    # The identity graph's connected components run in memory (scipy) up to this many edges,
+    # distributed (Spark) beyond: ten million string edges take a few GiB on the driver.
+    max_in_memory_edges: int = Field(default=10_000_000, ge=0)
+
+
 class _YamlSource(PydanticBaseSettingsSource):
     def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
         return None, field_name, False
@@ -163,6 +171,7 @@ class Settings(BaseSettings):
     quality: QualitySettings = QualitySettings()
     ingest: IngestSettings = IngestSettings()
     silver: SilverSettings = SilverSettings()
+    identity: IdentitySettings = IdentitySettings()
     # Secrets: environment only (CDP_PII_HMAC_KEY, or CDP_PII_HMAC_KEY_FILE naming a file outside
     # the repo). Never set in cdp.yaml.
     pii_hmac_key: SecretStr | None = None

@@ -11,6 +11,8 @@ from __future__ import annotations
 import os
 import re
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -103,3 +105,32 @@ def _quiet_known_warnings(spark: SparkSession) -> None:
     level = jvm.org.apache.logging.log4j.Level.ERROR
     for name in _QUIET_LOGGERS:
         jvm.org.apache.logging.log4j.core.config.Configurator.setLevel(name, level)
+
+
+# A small input (a demo day, a few thousand rows) runs faster on one shuffle partition without
+# adaptive planning or whole-stage code generation: their fixed costs dominate tiny jobs.
+SMALL_DATA_CONF = {
+    "spark.sql.shuffle.partitions": "1",
+    "spark.sql.adaptive.enabled": "false",
+    "spark.sql.codegen.wholeStage": "false",
+}
+
+
+@contextmanager
+def small_data(spark: SparkSession, small: bool) -> Iterator[None]:
+    """`SMALL_DATA_CONF` on the session while a small input is processed (when `small`); the
+    settings are restored after."""
+    if not small:
+        yield
+        return
+    before = {k: spark.conf.get(k, None) for k in SMALL_DATA_CONF}
+    for k, v in SMALL_DATA_CONF.items():
+        spark.conf.set(k, v)
+    try:
+        yield
+    finally:
+        for k, v in before.items():
+            if v is None:
+                spark.conf.unset(k)
+            else:
+                spark.conf.set(k, v)

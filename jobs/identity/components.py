@@ -1,7 +1,7 @@
 """Connected components of an identity graph: which records and identifiers are one person.
 
-The edges are pairs of node ids (strings: namespaced identifiers and records). Every node gets
-the smallest node id of its component (string order) as its `component`, so the answer does
+The edges are pairs of node ids (strings or integers, one type per graph). Every node gets
+the smallest node id of its component as its `component`, so the answer does
 not depend on the engine, the partitioning or the order of the edges. Two engines give it, and
 a test holds them to the same answer:
 
@@ -42,12 +42,15 @@ def connected_components(
 
 
 def components_in_memory(edges: pa.Table) -> pa.Table:
-    """(node, component) of an Arrow table of `src`, `dst` string node ids, by scipy."""
+    """(node, component) of an Arrow table of `src`, `dst` node ids (strings or integers), by
+    scipy; the node ids keep their type."""
     import numpy as np
     import pyarrow as pa
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import connected_components as scipy_components
 
+    if len(edges) == 0:
+        return pa.table({"node": edges["src"], "component": edges["src"]})
     both = pa.chunked_array(edges["src"].chunks + edges["dst"].chunks).combine_chunks()
     nodes, codes = np.unique(both.to_numpy(zero_copy_only=False), return_inverse=True)
     half = len(edges)
@@ -60,8 +63,8 @@ def components_in_memory(edges: pa.Table) -> pa.Table:
     np.minimum.at(smallest, component_of, np.arange(len(nodes)))
     return pa.table(
         {
-            "node": pa.array(nodes, pa.string()),
-            "component": pa.array(nodes[smallest[component_of]], pa.string()),
+            "node": pa.array(nodes, both.type),
+            "component": pa.array(nodes[smallest[component_of]], both.type),
         }
     )
 

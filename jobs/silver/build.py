@@ -8,9 +8,9 @@ re-apply its day-grained rule to the days the rows touched and `ops.recompute_da
 Small days stay small: a demo day has ~25 tables of a few hundred rows, where Spark's fixed
 work (Delta log replay per read, planning, code generation, shuffle tasks, a merge) is all
 that costs. A table whose inputs hold at most `silver.arrow_max_rows` rows is read through
-delta-rs into Arrow and handed to Spark as local data, transformed with `SMALL_DAY_CONF`, and
-written back through Arrow by delta-rs (`lake.merge_arrow`). Larger inputs are read, merged
-and refreshed by Spark, pruned to the partitions the day touched.
+delta-rs into Arrow and handed to Spark as local data, transformed with `SMALL_DATA_CONF`
+(jobs/common/spark.py), and written back through Arrow by delta-rs (`lake.merge_arrow`). Larger
+inputs are read, merged and refreshed by Spark, pruned to the partitions the day touched.
 A table whose blocking expectation fails is not written (nor are the tables that read it); the
 others are, and the step fails at the end naming every failure.
 """
@@ -20,7 +20,6 @@ from __future__ import annotations
 import fnmatch
 import importlib
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -28,6 +27,7 @@ from typing import TYPE_CHECKING
 
 from jobs.common import lake
 from jobs.common.settings import Settings, get_settings
+from jobs.common.spark import small_data
 from jobs.silver.table import Batch, SilverTable
 from jobs.silver.vault import split_pii, split_pii_arrow
 
@@ -54,11 +54,6 @@ MAX_SQL_VALUES = 1000  # a longer `IN` list is filtered in Arrow (`_Run.local_wh
 # While a small table is built: one shuffle partition, no adaptive re-planning and no
 # whole-stage code generation (compiling it costs more than interpreting a few hundred rows).
 # Measured on a demo day's silver.orders: 22 s -> 10 s of execution.
-SMALL_DAY_CONF = {
-    "spark.sql.shuffle.partitions": "1",
-    "spark.sql.adaptive.enabled": "false",
-    "spark.sql.codegen.wholeStage": "false",
-}
 
 
 def all_tables() -> tuple[SilverTable, ...]:
@@ -194,25 +189,6 @@ def _dataset(path: str):
     return DeltaTable(path).to_pyarrow_dataset()
 
 
-@contextmanager
-def _small_day(spark: SparkSession, small: bool):
-    """`SMALL_DAY_CONF` on the session while a small table is built; the settings restored."""
-    if not small:
-        yield
-        return
-    before = {k: spark.conf.get(k, None) for k in SMALL_DAY_CONF}
-    for k, v in SMALL_DAY_CONF.items():
-        spark.conf.set(k, v)
-    try:
-        yield
-    finally:
-        for k, v in before.items():
-            if v is None:
-                spark.conf.unset(k)
-            else:
-                spark.conf.set(k, v)
-
-
 def build_day(
     logical_date: date,
     settings: Settings | None = None,
@@ -250,7 +226,7 @@ def build_day(
         small = size <= settings.silver.arrow_max_rows
         started = time.monotonic()
         try:
-            with _small_day(run.spark, small):
+            with small_data(run.spark, small):
                 batch = Batch(
                     logical_date=logical_date,
                     hmac_key=key,

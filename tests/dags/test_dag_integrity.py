@@ -40,7 +40,13 @@ _SENTINEL_MAX_ACTIVE_RUNS = 987_654
 MAX_SENSOR_TIMEOUT_SECONDS = 24 * 3600
 # cdp_daily's steps that rewrite tables shared by every date (silver, gold, ops): they must take
 # turns across runs through the one-slot pool, in the order of the chain.
-CDP_DAILY_LAKE_WRITERS = ("build_silver", "publish_marts", "export_segments", "maintain_lake")
+CDP_DAILY_LAKE_WRITERS = (
+    "build_silver",
+    "resolve_identity",
+    "publish_marts",
+    "export_segments",
+    "maintain_lake",
+)
 
 # Loads the folder twice, with opposite defaults for catchup and max_active_runs: a DAG whose
 # value follows the default did not set it. The DagBag raises on cycles; check_cycle() again

@@ -5,7 +5,8 @@ one world, not one per test. The world has the simulator's usual mess (bad lines
 records, test orders, 刷单 rings, gifts, households) and canary contact details planted into its
 first day and into a brand's member list imported on the second
 (tests/fixtures/canaries.py). Each day runs the daily steps in this process, as
-`cdp run daily` does: ingest, the bronze gate, silver; the last day also publishes the marts.
+`cdp run daily` does: ingest, the bronze gate, silver, One-ID; the last day also publishes the
+marts.
 
 Loaded by tests/conftest.py as a plugin, like the Kafka broker. Tests get the world's Settings
 and must pass them explicitly (the session's environment is restored after the build).
@@ -67,6 +68,7 @@ def silver_world(tmp_path_factory: pytest.TempPathFactory, spark) -> SilverWorld
             daily.ingest(day, settings)
             daily.check_bronze(day, settings)
             results[day] = daily.build_silver(day, settings)
+            daily.resolve_identity(day, settings)
         daily.publish_marts(days[-1], settings)
     finally:
         mp.undo()

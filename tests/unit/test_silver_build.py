@@ -9,11 +9,10 @@ from deltalake import write_deltalake
 
 from jobs.common import lake
 from jobs.common.settings import get_settings
+from jobs.common.spark import SMALL_DATA_CONF, small_data
 from jobs.silver.build import (
     MAX_SQL_VALUES,
-    SMALL_DAY_CONF,
     _Run,
-    _small_day,
     all_tables,
     expand_inputs,
     in_dependency_order,
@@ -74,11 +73,11 @@ def test_read_arrow_keeps_the_tables_own_schema(cards):
 def test_a_small_table_is_built_with_its_settings_and_the_session_gets_its_own_back(spark):
     key = "spark.sql.shuffle.partitions"
     before = spark.conf.get(key)
-    with _small_day(spark, True):
-        assert {k: spark.conf.get(k) for k in SMALL_DAY_CONF} == SMALL_DAY_CONF
+    with small_data(spark, True):
+        assert {k: spark.conf.get(k) for k in SMALL_DATA_CONF} == SMALL_DATA_CONF
     assert spark.conf.get(key) == before
-    with pytest.raises(RuntimeError), _small_day(spark, True):
+    with pytest.raises(RuntimeError), small_data(spark, True):
         raise RuntimeError("a failing build")
     assert spark.conf.get(key) == before
-    with _small_day(spark, False):
+    with small_data(spark, False):
         assert spark.conf.get(key) == before

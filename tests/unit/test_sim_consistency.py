@@ -1,7 +1,8 @@
 """The world is consistent as written: identifiers read back OUT OF THE FILES, through the
 ingestion specs (not from the generator's memory), resolve through `_truth/identifiers.csv` to the
 record's true person at that time; truth covers every line; the `linkable` label agrees with the
-identifiers the files carry; the streaming events carry platform ids only.
+identifiers the files carry, and so do the link groups; the streaming events carry platform ids
+only.
 """
 
 from __future__ import annotations
@@ -125,11 +126,12 @@ def test_identifiers_in_the_files_resolve_to_the_records_person(world, key):
         assert checked, f"{key}: no identifier checked"
 
 
-def test_linkable_agrees_with_the_identifiers_in_the_files(world):
-    """Recompute `linkable` from the identifiers read back out of the files (not from what the
-    writers told truth) and compare."""
-    out, _summary, truth, _holders = world
-    ids_of = {}
+@pytest.fixture(scope="module")
+def ids_in_files(world) -> dict[tuple[str, str], set[tuple[str, str]]]:
+    """(dataset, record id) -> the (identifier_type, value) pairs read back out of the files (not
+    what the writers told truth)."""
+    out, _summary, _truth, _holders = world
+    ids_of: dict[tuple[str, str], set[tuple[str, str]]] = {}
     for key, info in datasets().items():
         for _day, item in _read(out, key):
             if not isinstance(item, Record):
@@ -142,6 +144,13 @@ def test_linkable_agrees_with_the_identifiers_in_the_files(world):
                     if one not in (None, ""):
                         found.add((kind, normalize(kind, one)))
             ids_of.setdefault((key, rid), set()).update(found)
+    return ids_of
+
+
+def test_linkable_agrees_with_the_identifiers_in_the_files(world, ids_in_files):
+    """Recompute `linkable` from the identifiers read back out of the files and compare."""
+    _out, _summary, truth, _holders = world
+    ids_of = ids_in_files
     keys_by_id = defaultdict(set)
     for (key, rid), found in ids_of.items():
         person = truth[(key, rid)][0]["person_id"]
@@ -158,6 +167,37 @@ def test_linkable_agrees_with_the_identifiers_in_the_files(world):
             disagree.append((key, rid, expected, row["linkable"]))
     assert total > 1000
     assert not disagree, f"{len(disagree)} of {total} disagree, e.g. {disagree[:5]}"
+
+
+def test_link_groups_agree_with_the_identifiers_in_the_files(world, ids_in_files):
+    """Recompute the link groups by union-find over the identifiers read back out of the files
+    (records of one person sharing an id are one group) and compare the partitions."""
+    _out, _summary, truth, _holders = world
+    parent = {rkey: rkey for rkey in ids_in_files}
+
+    def root(rkey):
+        while parent[rkey] != rkey:
+            parent[rkey] = parent[parent[rkey]]
+            rkey = parent[rkey]
+        return rkey
+
+    first_of: dict[tuple, tuple[str, str]] = {}
+    for rkey, found in ids_in_files.items():
+        person = truth[rkey][0]["person_id"]
+        for ident in found if person else ():
+            other = first_of.setdefault((ident, person), rkey)
+            parent[root(rkey)] = root(other)
+    pairs = {
+        (truth[rkey][0]["link_group"], root(rkey))
+        for rkey in ids_in_files
+        if truth[rkey][0]["linkable"] == "1"
+    }
+    groups, roots = {g for g, _ in pairs}, {r for _, r in pairs}
+    assert "" not in groups
+    assert len(groups) > 100
+    assert len(groups) == len(roots) == len(pairs), "truth's link groups are not the files' ones"
+    unlinkable = [rkey for rkey in ids_in_files if truth[rkey][0]["linkable"] != "1"]
+    assert all(truth[rkey][0]["link_group"] == "" for rkey in unlinkable)
 
 
 def test_the_world_links_across_platforms(world):

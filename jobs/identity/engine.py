@@ -1,0 +1,198 @@
+"""Where One-ID's SQL runs: DuckDB in this process, or Spark across a cluster, with one text.
+
+The identity graph is a dozen SQL steps (jobs/identity/graph.py, ids.py) over named tables, and
+connected components between them. A brand with a few million records a day fits one machine:
+DuckDB reads the silver tables through delta-rs, spills what does not fit in memory, and the
+components run in scipy; nothing waits for Spark's fixed costs, so a demo day resolves in
+seconds. Beyond `identity.max_in_memory_edges` the same SQL runs in Spark and the components
+run distributed (large-star/small-star), so the graph is never collected.
+
+The SQL is the subset both dialects read alike; the few functions they spell differently come
+from the engine (`sha`, `epoch`, `matches`, `sorted_join`).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    import duckdb
+    import pyarrow as pa
+    from pyspark.sql import DataFrame, SparkSession
+
+
+class Engine(Protocol):
+    name: str
+
+    def register(self, name: str, data: object) -> None: ...
+    def small(self, name: str, columns: tuple[str, ...], rows: list[tuple]) -> None: ...
+    def empty(self, name: str, schema: str) -> None:
+        """An empty table of `schema` ("a string, b bigint")."""
+        ...
+
+    def run(self, name: str, query: str) -> None: ...
+    def components(self, edges: str, out: str) -> None:
+        """`out` (vertex, component) of the bipartite graph `edges` (sig, node)."""
+        ...
+
+    def count(self, name: str) -> int: ...
+    def rows(self, query: str) -> list[tuple]: ...
+    def columns(self, name: str) -> dict[str, str]: ...
+    def sha(self, expr: str) -> str: ...
+    def epoch(self, expr: str) -> str: ...
+    def matches(self, expr: str, pattern: str) -> str: ...
+    def sorted_join(self, expr: str, sep: str) -> str: ...
+
+
+def quote(value: str) -> str:
+    """A SQL string literal both dialects read: single quotes doubled, no backslash escapes."""
+    if "\\" in value:
+        raise ValueError(f"a backslash in an identity SQL literal: {value!r}")
+    return "'" + value.replace("'", "''") + "'"
+
+
+class DuckEngine:
+    """DuckDB over Arrow (delta-rs datasets in, Arrow tables out), scipy for the components."""
+
+    name = "duckdb"
+
+    def __init__(self, temp_dir: str | None = None, memory_limit: str = "4GB") -> None:
+        import duckdb
+
+        self.con: duckdb.DuckDBPyConnection = duckdb.connect()
+        self.con.execute("set threads=2")
+        self.con.execute(f"set memory_limit={quote(memory_limit)}")
+        self.con.execute("set preserve_insertion_order=false")
+        if temp_dir:
+            self.con.execute(f"set temp_directory={quote(temp_dir)}")
+
+    def register(self, name: str, data: object) -> None:
+        self.con.register(f"_src_{name}", data)
+        self.con.execute(f"create or replace view {name} as select * from _src_{name}")
+
+    def small(self, name: str, columns: tuple[str, ...], rows: list[tuple]) -> None:
+        import pyarrow as pa
+
+        data = pa.table({c: [r[i] for r in rows] for i, c in enumerate(columns)})
+        if not rows:  # typed empty columns: strings
+            data = pa.table({c: pa.array([], pa.string()) for c in columns})
+        self.con.register(f"_small_{name}", data)
+        self.run(name, f"select * from _small_{name}")
+        self.con.unregister(f"_small_{name}")
+
+    def empty(self, name: str, schema: str) -> None:
+        self.con.execute(f"drop table if exists {name}")
+        self.con.execute(f"create table {name} ({schema})")
+
+    def run(self, name: str, query: str) -> None:
+        # Through a new table: the query may read the table it replaces.
+        self.con.execute(f"create or replace table _next_{name} as {query}")
+        self.con.execute(f"drop table if exists {name}")
+        self.con.execute(f"alter table _next_{name} rename to {name}")
+
+    def components(self, edges: str, out: str) -> None:
+        from jobs.identity.components import components_in_memory
+
+        labels = components_in_memory(self._table(f"select sig as src, node as dst from {edges}"))
+        self.con.register(f"_cc_{out}", labels)
+        self.con.execute(
+            f"create or replace table {out} as select node as vertex, component from _cc_{out}"
+        )
+        self.con.unregister(f"_cc_{out}")
+
+    def count(self, name: str) -> int:
+        return self.con.execute(f"select count(*) from {name}").fetchall()[0][0]
+
+    def rows(self, query: str) -> list[tuple]:
+        return self.con.execute(query).fetchall()
+
+    def arrow(self, name: str) -> pa.Table:
+        return self._table(f"select * from {name}")
+
+    def _table(self, query: str) -> pa.Table:
+        return self.con.sql(query).to_arrow_table()
+
+    def columns(self, name: str) -> dict[str, str]:
+        rows = self.con.execute(f"describe {name}").fetchall()
+        return {r[0]: str(r[1]).lower() for r in rows}
+
+    def sha(self, expr: str) -> str:
+        return f"sha256({expr})"
+
+    def epoch(self, expr: str) -> str:
+        return f"cast(epoch({expr}) as bigint)"
+
+    def matches(self, expr: str, pattern: str) -> str:
+        return f"regexp_matches({expr}, {quote(pattern)})"
+
+    def sorted_join(self, expr: str, sep: str) -> str:
+        return f"string_agg(distinct {expr}, {sep} order by {expr})"
+
+
+class SparkEngine:
+    """Spark SQL over temp views, each step checkpointed; distributed components."""
+
+    name = "spark"
+
+    def __init__(self, spark: SparkSession, max_in_memory_edges: int = 0) -> None:
+        self.spark = spark
+        self.max_in_memory_edges = max_in_memory_edges
+        self.frames: dict[str, DataFrame] = {}
+
+    def register(self, name: str, data: object) -> None:
+        self.frames[name] = data  # a DataFrame
+        data.createOrReplaceTempView(name)
+
+    def small(self, name: str, columns: tuple[str, ...], rows: list[tuple]) -> None:
+        if rows:
+            frame = self.spark.createDataFrame(rows, list(columns))
+        else:
+            frame = self.spark.createDataFrame([], ", ".join(f"{c} string" for c in columns))
+        self.register(name, frame)
+
+    def empty(self, name: str, schema: str) -> None:
+        # Not `where 1 = 0` of a table: Spark 4.2 loses the attributes of an empty checkpointed
+        # relation in a later union ("key not found").
+        self.register(name, self.spark.createDataFrame([], schema))
+
+    def run(self, name: str, query: str) -> None:
+        self.register(name, self.spark.sql(query).localCheckpoint())
+
+    def components(self, edges: str, out: str) -> None:
+        from pyspark.sql import functions as F
+
+        from jobs.identity.components import connected_components
+
+        labels = connected_components(
+            self.frames[edges],
+            max_in_memory_edges=self.max_in_memory_edges,
+            src="sig",
+            dst="node",
+        )
+        self.register(
+            out, labels.select(F.col("node").alias("vertex"), "component").localCheckpoint()
+        )
+
+    def count(self, name: str) -> int:
+        return self.frames[name].count()
+
+    def rows(self, query: str) -> list[tuple]:
+        return [tuple(r) for r in self.spark.sql(query).collect()]
+
+    def frame(self, name: str) -> DataFrame:
+        return self.frames[name]
+
+    def columns(self, name: str) -> dict[str, str]:
+        return {f.name: f.dataType.simpleString() for f in self.frames[name].schema.fields}
+
+    def sha(self, expr: str) -> str:
+        return f"sha2({expr}, 256)"
+
+    def epoch(self, expr: str) -> str:
+        return f"unix_timestamp({expr})"
+
+    def matches(self, expr: str, pattern: str) -> str:
+        return f"({expr} rlike {quote(pattern)})"
+
+    def sorted_join(self, expr: str, sep: str) -> str:
+        return f"concat_ws({sep}, sort_array(collect_set({expr})))"

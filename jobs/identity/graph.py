@@ -1,0 +1,363 @@
+"""One-ID's identity graph as SQL steps on an engine (jobs/identity/engine.py): the ids every
+silver record carries, the values never used, and the profiles the guarded graph forms.
+
+The graph is bipartite: a *signature* (the set of ids some records carry together: thirty page
+views from one logged-in phone are one signature) links to each of its ids. A connected component
+is a profile. Values join the graph one identifier type at a time, in the registry's priority
+order, so the most trusted ids form the profiles first and a later value can only join them:
+
+- a value seen with more identified profiles than its type's `max_profiles` (the cap) is a shared
+  value (a store tablet, a clerk's phone, a household's landline) and is refused;
+- a value whose merge would put more than `max_per_profile` values of any type into one profile
+  (two member cards, two openids of one app, a fourth phone) is refused: a household's phone
+  shared by two members with their own cards joins neither to the other;
+- values accepted together are checked together (two phones that each join fine can jointly
+  join two cards): those bridging a profile that broke a limit are refused; where a profile just
+  collects too many values of the type, all but those on the most records.
+
+A refused value is no merge key (`identity_blocked` says why); its records still belong to the
+profile their other ids reach. Why not a probabilistic model here: these are deterministic keys
+whose meaning is the same for every brand; names, birthdays and addresses are fuzzy evidence and
+belong to the probabilistic rules.
+
+Tables each step leaves on the engine: occ, blocked, records (rule, record_key, sig, first_seen,
+last_seen), sig_nodes, nodes, edges (accepted sig-node pairs), labels (vertex, component),
+refused (node, identifier_type, identifier, reason, profiles).
+"""
+
+from __future__ import annotations
+
+import re
+
+from jobs.common.errors import CdpError
+from jobs.identity.engine import Engine, quote
+from jobs.identity.registry import Registry, Rule, RuleId
+
+SIG = "#"  # signature vertex ids start with it (node ids start with a type name)
+NODE = "identifier_type || chr(31) || identifier"  # a node id: type, unit separator, value
+MAX_JOINT_ROUNDS = 20  # each round refuses at least one value; more is a broken input
+_COLUMN = re.compile(r"^\w+$")
+
+
+# --- extraction -----------------------------------------------------------------------------
+
+
+def extract(engine: Engine, registry: Registry, tables: set[str]) -> bool:
+    """`occ` (rule, record_key, seen_at, identifier_type, namespace, identifier): every id of
+    every record the rules read, from the silver tables registered as `t_<table>` (those in
+    `tables`; a rule whose table does not exist yet is skipped). False when no rule applies. A
+    rule naming a column the table lacks fails, naming the rule and column."""
+    parts = [_rule_sql(engine, rule, registry) for rule in registry.rules if rule.table in tables]
+    if not parts:
+        return False
+    engine.run("occ", " union all ".join(parts))
+    return True
+
+
+def _rule_sql(engine: Engine, rule: Rule, registry: Registry) -> str:
+    source = f"t_{rule.table}"
+    columns = engine.columns(source)
+    needed = {*rule.record, rule.seen}
+    for rule_id in rule.ids:
+        needed |= {rule_id.column, rule_id.type_from, rule_id.namespace} - {None}
+    missing = sorted(needed - set(columns))
+    if missing:
+        raise CdpError(
+            f"identity rule {rule.name}: silver.{rule.table} has no column(s) {', '.join(missing)}"
+        )
+    keys = [
+        engine.epoch(c) if columns[c].startswith("timestamp") else f"cast({c} as string)"
+        for c in rule.record
+    ]
+    record_key = "concat_ws('|', " + ", ".join(f"coalesce({k}, '')" for k in keys) + ")"
+    scoped = [name for name, spec in registry.types.items() if spec.scoped]
+    selects = []
+    for rule_id in rule.ids:
+        kind, namespace, value = _id_sql(rule_id)
+        identifier = value
+        if scoped:
+            listed = ", ".join(quote(s) for s in scoped)
+            identifier = (
+                f"case when ({kind}) in ({listed}) and ({namespace}) is not null "
+                f"then ({namespace}) || ':' || ({value}) else ({value}) end"
+            )
+        selects.append(
+            f"select {quote(rule.name)} as rule, {record_key} as record_key, "
+            f"cast({rule.seen} as timestamp) as seen_at, {kind} as identifier_type, "
+            f"{namespace} as namespace, {identifier} as identifier from {source}"
+            + (f" where ({rule.where})" if rule.where else "")
+        )
+    body = " union all ".join(selects)
+    return (
+        f"select * from ({body}) ids_{rule.name} "
+        "where identifier is not null and identifier_type is not null"
+    )
+
+
+def _blank_to_null(column: str) -> str:
+    return f"nullif(trim(cast({column} as string)), '')"
+
+
+def _id_sql(rule_id: RuleId) -> tuple[str, str, str]:
+    """(type, namespace, value) SQL of one id column of a rule."""
+    value = _blank_to_null(rule_id.column)
+    namespace = "cast(null as string)"
+    if rule_id.namespace:
+        namespace = _blank_to_null(rule_id.namespace)
+    elif rule_id.namespace_prefix:
+        p = rule_id.namespace_prefix
+        qualified = f"regexp_extract({value}, '^([^{p}]+){p}.', 1) <> ''"
+        namespace = f"case when {qualified} then regexp_extract({value}, '^([^{p}]+){p}', 1) end"
+        value = (
+            f"case when {qualified} then regexp_extract({value}, '^[^{p}]+{p}(.*)$', 1) "
+            f"else {value} end"
+        )
+    if rule_id.type:
+        kind = quote(rule_id.type)
+    else:
+        whens = " ".join(f"when {quote(k)} then {quote(v)}" for k, v in rule_id.types.items())
+        kind = f"case {_blank_to_null(rule_id.type_from)} {whens} end"
+    return kind, namespace, value
+
+
+# --- blocked values -------------------------------------------------------------------------
+
+
+def block(engine: Engine, registry: Registry, hmac_key: bytes) -> None:
+    """`blocked` (identifier_type, identifier, reason): the registry's blocked values among
+    `occ`: the exact values (junk phones and e-mails as their tokens) and the patterns."""
+    listed = [
+        (kind, value, "blocked value (registry)")
+        for kind, values in registry.blocked_values(hmac_key).items()
+        for value in sorted(values)
+    ]
+    engine.small("listed", ("identifier_type", "identifier", "reason"), listed)
+    parts = [
+        "select distinct o.identifier_type, o.identifier, l.reason from occ o "
+        "join listed l on l.identifier_type = o.identifier_type and l.identifier = o.identifier"
+    ]
+    for kind, spec in registry.types.items():
+        for pattern in spec.blocked.patterns:
+            parts.append(
+                f"select distinct identifier_type, identifier, "
+                f"{quote(f'blocked pattern {pattern} (registry)')} as reason from occ "
+                f"where identifier_type = {quote(kind)} and {engine.matches('identifier', pattern)}"
+            )
+    engine.run(
+        "blocked",
+        "select identifier_type, identifier, min(reason) as reason from ("
+        + " union all ".join(parts)
+        + ") b group by identifier_type, identifier",
+    )
+
+
+# --- the graph ------------------------------------------------------------------------------
+
+
+def build(engine: Engine, registry: Registry) -> None:
+    """The guarded identity graph of `occ` less `blocked` (see the module docstring)."""
+    engine.run(
+        "kept",
+        "select o.*, o.identifier_type || chr(31) || o.identifier as node from occ o "
+        "left join blocked b on b.identifier_type = o.identifier_type "
+        "and b.identifier = o.identifier where b.identifier is null",
+    )
+    sig = engine.sha(engine.sorted_join("node", "chr(30)"))
+    engine.run(
+        "records",
+        f"select rule, record_key, '{SIG}' || substr({sig}, 1, 32) as sig, "
+        "min(seen_at) as first_seen, max(seen_at) as last_seen from kept group by rule, record_key",
+    )
+    engine.run(
+        "sig_nodes",
+        "select distinct r.sig, k.node from kept k "
+        "join records r on r.rule = k.rule and r.record_key = k.record_key",
+    )
+    engine.run(
+        "nodes",
+        "select node, identifier_type, identifier, min(namespace) as namespace, "
+        "min(seen_at) as first_seen, max(seen_at) as last_seen, "
+        "count(distinct rule || chr(30) || record_key) as records "
+        "from kept group by node, identifier_type, identifier",
+    )
+    engine.small(
+        "limits",
+        ("identifier_type", "max_per_profile", "max_profiles", "per_namespace", "priority"),
+        [
+            (k, s.max_per_profile, s.max_profiles or 0, int(s.per_namespace), registry.priority[k])
+            for k, s in registry.types.items()
+        ],
+    )
+    engine.run(
+        "buckets",
+        "select distinct k.node, k.identifier_type, case when l.per_namespace = 1 "
+        "then coalesce(k.namespace, '') else '' end as bucket from kept k "
+        "join limits l on l.identifier_type = k.identifier_type",
+    )
+    engine.run("support", "select node, count(*) as support from sig_nodes group by node")
+    engine.run(
+        "typed",
+        "select s.sig, s.node, n.identifier_type from sig_nodes s join nodes n on n.node = s.node",
+    )
+    engine.empty("edges", "sig string, node string")
+    engine.empty("labels", "vertex string, component string")
+    engine.empty("refused", "node string, reason string, profiles bigint")
+    present = {r[0] for r in engine.rows("select distinct identifier_type from nodes")}
+    for kind in registry.types:
+        if kind in present:
+            _stage(engine, registry, kind)
+    engine.run(
+        "refused",
+        "select r.node, n.identifier_type, n.identifier, r.reason, r.profiles "
+        "from refused r join nodes n on n.node = r.node",
+    )
+
+
+def _content(edges: str, labels: str) -> str:
+    """(component, identifier_type, bucket, node): the values each profile holds."""
+    return (
+        f"select l.component, b.identifier_type, b.bucket, b.node "
+        f"from (select distinct node from {edges}) e join {labels} l on l.vertex = e.node "
+        f"join buckets b on b.node = e.node"
+    )
+
+
+def _stage(engine: Engine, registry: Registry, kind: str) -> None:
+    """Add the values of one identifier type to the graph, refusing those that break a guard."""
+    spec = registry.types[kind]
+    engine.run("cand", f"select sig, node from typed where identifier_type = {quote(kind)}")
+    engine.run(
+        "touched",
+        "select distinct c.node, l.component from cand c join labels l on l.vertex = c.sig",
+    )
+    engine.run(
+        "profiles",
+        "select node, count(distinct component) as profiles from touched group by node",
+    )
+    engine.run("content", _content("edges", "labels"))
+    engine.run(
+        "conflicts",
+        """
+        select node, min('would merge profiles holding ' || cast(held as string) || ' '
+                         || identifier_type || ' (limit ' || cast(max_per_profile as string)
+                         || ')') as reason
+        from (
+            select h.node, h.identifier_type, h.bucket, count(distinct h.held_node) as held,
+                   l.max_per_profile
+            from (
+                select m.node, c.identifier_type, c.bucket, c.node as held_node
+                from (select t.node, t.component from touched t
+                      join profiles p on p.node = t.node where p.profiles >= 2) m
+                join content c on c.component = m.component
+                union all
+                select b.node, b.identifier_type, b.bucket, b.node as held_node
+                from profiles p join buckets b on b.node = p.node where p.profiles >= 2
+            ) h join limits l on l.identifier_type = h.identifier_type
+            group by h.node, h.identifier_type, h.bucket, l.max_per_profile
+        ) counted
+        where held > max_per_profile
+        group by node
+        """,
+    )
+    capped = (
+        f"select node, 'shared: seen with ' || cast(profiles as string) || ' profiles (cap "
+        f"{spec.max_profiles})' as reason, 1 as pick from profiles "
+        f"where profiles > {spec.max_profiles}"
+        if spec.max_profiles
+        else "select node, reason, 1 as pick from conflicts where node is null"
+    )
+    engine.run(
+        "stage_out",
+        f"""
+        select node, reason from (
+            select node, reason, row_number() over (partition by node order by pick) as rn
+            from ({capped} union all select node, reason, 2 as pick from conflicts) u
+        ) ranked where rn = 1
+        """,
+    )
+    engine.run(
+        "ok",
+        "select c.sig, c.node from cand c left join stage_out o on o.node = c.node "
+        "where o.node is null",
+    )
+    for _ in range(MAX_JOINT_ROUNDS):
+        engine.run("trial", "select sig, node from edges union all select sig, node from ok")
+        engine.components("trial", "trial_labels")
+        engine.run(
+            "violations",
+            f"""
+            select c.component, c.identifier_type, c.bucket, count(distinct c.node) as held,
+                   l.max_per_profile
+            from ({_content("trial", "trial_labels")}) c
+            join limits l on l.identifier_type = c.identifier_type
+            group by c.component, c.identifier_type, c.bucket, l.max_per_profile
+            having count(distinct c.node) > l.max_per_profile
+            """,
+        )
+        if engine.count("violations") == 0:
+            break
+        _joint_refusals(engine, kind, spec.max_per_profile)
+        if engine.count("more") == 0:
+            raise RuntimeError(f"identity stage {kind}: a broken limit no refusal resolves")
+        engine.run("stage_out", "select node, reason from stage_out union all select * from more")
+        engine.run(
+            "ok",
+            "select o.sig, o.node from ok o left join more m on m.node = o.node "
+            "where m.node is null",
+        )
+    else:
+        raise RuntimeError(f"identity stage {kind}: limits broken after {MAX_JOINT_ROUNDS} rounds")
+    engine.run("edges", "select sig, node from trial")
+    engine.run("labels", "select vertex, component from trial_labels")
+    engine.run(
+        "refused",
+        "select node, reason, profiles from refused union all "
+        "select o.node, o.reason, coalesce(p.profiles, 0) as profiles "
+        "from stage_out o left join profiles p on p.node = o.node",
+    )
+
+
+def _joint_refusals(engine: Engine, kind: str, limit: int) -> None:
+    """`more` (node, reason): the stage's values to refuse in profiles that broke a limit when
+    the stage's values joined together. Where another type's limit broke, the stage's values
+    there joined identified profiles through each other (two phones on one record): all those
+    touching a profile are refused, none being more right than another. Where only the stage's
+    own type is over its limit, the values beyond it go, keeping those on the most records."""
+    stage = (
+        "select o.node, l.component, coalesce(p.profiles, 0) as profiles, s.support "
+        "from (select distinct node from ok) o join trial_labels l on l.vertex = o.node "
+        "left join profiles p on p.node = o.node join support s on s.node = o.node"
+    )
+    bridged = f"select distinct component from violations where identifier_type <> {quote(kind)}"
+    reason_bridge = quote(f"joins profiles that together break a limit, with other {kind} values")
+    reason_excess = quote(f"more than {limit} {kind} in one profile")
+    engine.run(
+        "more",
+        f"""
+        with stage as ({stage}), bridged as ({bridged}),
+        own as (
+            select v.component, v.bucket, v.held from violations v
+            left join bridged b on b.component = v.component
+            where v.identifier_type = {quote(kind)} and b.component is null
+        ),
+        ranked as (
+            select s.node, s.component, own.held,
+                   count(*) over (partition by s.component, bk.bucket) as fresh,
+                   row_number() over (partition by s.component, bk.bucket
+                                      order by s.support desc, s.node) as rn
+            from stage s
+            join buckets bk on bk.node = s.node and bk.identifier_type = {quote(kind)}
+            join own on own.component = s.component and own.bucket = bk.bucket
+        ),
+        refused as (
+            select s.node, {reason_bridge} as reason from stage s
+            join bridged b on b.component = s.component where s.profiles >= 1
+            union all
+            -- the profile held `held - fresh` values of the type before the stage
+            select node, {reason_excess} as reason from ranked
+            where rn > greatest(0, {limit} - (held - fresh))
+        )
+        select r.node, min(r.reason) as reason from refused r
+        left join stage_out o on o.node = r.node where o.node is null group by r.node
+        """,
+    )

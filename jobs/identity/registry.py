@@ -1,0 +1,161 @@
+"""The identifier registry (jobs/identity/registry.yaml), typed and checked when it loads.
+
+One file holds what One-ID may treat as a person's id and where ids meet, so a rule change is a
+reviewed data change, not code. A bad key, an unknown type or a rule naming a type the registry
+does not define fails here, naming the file and the entry.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from jobs.common.errors import CdpError
+from jobs.common.yamlio import load_yaml
+
+REGISTRY_FILE = Path(__file__).parent / "registry.yaml"
+SEPARATORS = (":", "@", "|", "/", "#")  # a namespace prefix's separator: plain in any regex
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Blocked(_Strict):
+    """Values that are never an id: a junk.yaml section's exact values, more values, patterns."""
+
+    junk: str | None = None
+    values: tuple[str, ...] = ()
+    patterns: tuple[str, ...] = ()
+
+
+class IdentifierType(_Strict):
+    trust: Literal["high", "medium"]
+    max_per_profile: int = Field(ge=1)
+    max_profiles: int | None = Field(default=None, ge=1)
+    per_namespace: bool = False
+    scoped: bool = False
+    token: str | None = None  # the token kind (HMAC of "<kind>:<normalized value>")
+    blocked: Blocked = Blocked()
+
+
+class RuleId(_Strict):
+    """A column of a rule's table holding an id: of one `type`, or of the type `type_from`
+    names (mapped through `types`); its namespace from a column or a `<ns><prefix><value>` form."""
+
+    column: str
+    type: str | None = None
+    type_from: str | None = None
+    types: dict[str, str] = Field(default_factory=dict)
+    namespace: str | None = None
+    namespace_prefix: str | None = None
+
+    @model_validator(mode="after")
+    def _one_type(self) -> RuleId:
+        if (self.type is None) == (self.type_from is None):
+            raise ValueError(f"{self.column}: give either type or type_from (with types)")
+        if self.type_from is not None and not self.types:
+            raise ValueError(f"{self.column}: type_from needs a types map")
+        if self.namespace and self.namespace_prefix:
+            raise ValueError(f"{self.column}: namespace and namespace_prefix are exclusive")
+        if self.namespace_prefix is not None and self.namespace_prefix not in SEPARATORS:
+            raise ValueError(
+                f"{self.column}: namespace_prefix must be one of {' '.join(SEPARATORS)}"
+            )
+        return self
+
+    @property
+    def type_names(self) -> tuple[str, ...]:
+        return (self.type,) if self.type else tuple(self.types.values())
+
+
+class Rule(_Strict):
+    """Where ids meet: the ids one record of a silver table carries belong to one person."""
+
+    name: str
+    table: str
+    record: tuple[str, ...] = Field(min_length=1)
+    seen: str
+    ids: tuple[RuleId, ...] = Field(min_length=1)
+    where: str | None = None
+
+
+class Registry(_Strict):
+    types: dict[str, IdentifierType]
+    rules: tuple[Rule, ...]
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Registry:
+        names = [r.name for r in self.rules]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"rules named twice: {', '.join(duplicates)}")
+        for rule in self.rules:
+            for rule_id in rule.ids:
+                unknown = sorted(set(rule_id.type_names) - set(self.types))
+                if unknown:
+                    raise ValueError(
+                        f"rule {rule.name}, column {rule_id.column}: unknown identifier type(s) "
+                        f"{', '.join(unknown)}; the registry defines {', '.join(self.types)}"
+                    )
+        for name, spec in self.types.items():
+            for pattern in spec.blocked.patterns:
+                try:
+                    re.compile(pattern)
+                except re.error as exc:
+                    raise ValueError(
+                        f"type {name}: bad blocked pattern {pattern!r}: {exc}"
+                    ) from exc
+        return self
+
+    @cached_property
+    def priority(self) -> dict[str, int]:
+        """Identifier type -> its rank (0 is the most trusted): the order types join the graph."""
+        return {name: i for i, name in enumerate(self.types)}
+
+    def blocked_values(self, hmac_key: bytes) -> dict[str, set[str]]:
+        """Type -> the exact values never used, as stored (tokens for token types)."""
+        from jobs.common.clean._text import junk
+
+        out: dict[str, set[str]] = {}
+        for name, spec in self.types.items():
+            values = set(spec.blocked.values)
+            if spec.blocked.junk:
+                values |= {
+                    _junk_form(spec.blocked.junk, v)
+                    for v in junk(spec.blocked.junk).get("exact", [])
+                }
+            if spec.token:
+                values = {token(hmac_key, spec.token, v) for v in values}
+            if values:
+                out[name] = values
+        return out
+
+
+def _junk_form(section: str, value: str) -> str:
+    """A junk.yaml value in the normalized form its token is computed from (a mainland phone
+    as E.164; other values as listed)."""
+    return f"+86{value}" if section == "phones" and re.fullmatch(r"1\d{10}", value) else value
+
+
+def token(hmac_key: bytes, kind: str, normalized: str) -> str:
+    """The silver token of a normalized value (jobs/common/pii.py computes the same in Spark)."""
+    return hmac.new(hmac_key, f"{kind}:{normalized}".encode(), hashlib.sha256).hexdigest()
+
+
+def load_registry(path: Path | str | None = None) -> Registry:
+    path = Path(path or REGISTRY_FILE)
+    raw = load_yaml(path)
+    try:
+        return Registry.model_validate(raw)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'registry'}: {e['msg']}" for e in exc.errors()
+        )
+        raise CdpError(f"{path}: {problems}") from exc
