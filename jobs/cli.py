@@ -524,6 +524,26 @@ def identity_run(day: DateOpt = None):
     )
 
 
+@identity_app.command("block")
+def identity_block(
+    identifier_type: Annotated[str | None, typer.Argument(help="e.g. device_id, phone")] = None,
+    identifier: Annotated[str | None, typer.Argument(help="The value as silver holds it.")] = None,
+    reason: Annotated[str, typer.Option(help="Why (kept with the block).")] = "",
+    file: Annotated[
+        Path | None,
+        typer.Option(help="CSV of identifier_type,identifier,reason (e.g. the store tablets)."),
+    ] = None,
+):
+    """Never use a value as an id again (ops.identity_controls); the next run unmerges it."""
+    from jobs.identity.controls import add_blocks, read_block_file
+
+    if (file is None) == (identifier_type is None or identifier is None):
+        raise CdpError("give either TYPE VALUE or --file CSV")
+    rows = read_block_file(file) if file else [(identifier_type, identifier, reason)]
+    n = add_blocks(rows)
+    console.print(f"{n} value(s) blocked; `cdp identity run` applies them")
+
+
 @identity_app.command("evaluate")
 def identity_evaluate(
     truth: Annotated[

@@ -27,7 +27,9 @@ def run_demo(customers: int = 1000, days: int = 3, stream_seconds: float = 90.0)
     from jobs.common import duck
     from jobs.common.airflow_env import dags_test, ensure_db, task_seconds
     from jobs.daily import preflight
+    from jobs.identity.controls import add_blocks, read_block_file
     from jobs.simulator import simulate
+    from jobs.simulator.run import STORE_DEVICES
     from jobs.stream import broker
     from jobs.stream.producer import produce, read_events
 
@@ -42,6 +44,9 @@ def run_demo(customers: int = 1000, days: int = 3, stream_seconds: float = 90.0)
     landing = Path(settings.landing_root)
     with step(f"simulate {customers} customers over {days} days"):
         world = simulate(landing, customers=customers, days=days, end=end)
+    with step("block the brand's store tablets as ids (cdp identity block --file)"):
+        # The brand's own device register: a kiosk every visitor browses on is no one's device.
+        add_blocks(read_block_file(landing / STORE_DEVICES), settings)
     with step("airflow db migrate (SQLite)"):
         ensure_db(settings)
     for offset in range(days):

@@ -123,14 +123,16 @@ def _id_sql(rule_id: RuleId) -> tuple[str, str, str]:
 # --- blocked values -------------------------------------------------------------------------
 
 
-def block(engine: Engine, registry: Registry, hmac_key: bytes) -> None:
+def block(engine: Engine, registry: Registry, hmac_key: bytes, controls: list[tuple] = ()) -> None:
     """`blocked` (identifier_type, identifier, reason): the registry's blocked values among
-    `occ`: the exact values (junk phones and e-mails as their tokens) and the patterns."""
+    `occ` (the exact values, junk phones and e-mails as their tokens, and the patterns) and the
+    operators' (`controls`: identifier_type, identifier, reason rows)."""
     listed = [
         (kind, value, "blocked value (registry)")
         for kind, values in registry.blocked_values(hmac_key).items()
         for value in sorted(values)
     ]
+    listed += [(kind, value, f"blocked by an operator: {why}") for kind, value, why in controls]
     engine.small("listed", ("identifier_type", "identifier", "reason"), listed)
     parts = [
         "select distinct o.identifier_type, o.identifier, l.reason from occ o "
@@ -149,6 +151,30 @@ def block(engine: Engine, registry: Registry, hmac_key: bytes) -> None:
         + " union all ".join(parts)
         + ") b group by identifier_type, identifier",
     )
+    followers = [
+        (kind, other) for kind, spec in registry.types.items() for other in spec.blocked.with_types
+    ]
+    if followers:
+        pairs = " or ".join(
+            f"(o.identifier_type = {quote(kind)} and b.identifier_type = {quote(other)})"
+            for kind, other in followers
+        )
+        engine.run(
+            "blocked",
+            f"""
+            select identifier_type, identifier, min(reason) as reason from (
+                select identifier_type, identifier, reason from blocked
+                union all
+                select distinct o.identifier_type, o.identifier,
+                       'seen on blocked ' || b.identifier_type || ' ' || b.identifier as reason
+                from occ o
+                join occ ob on ob.rule = o.rule and ob.record_key = o.record_key
+                join blocked b on b.identifier_type = ob.identifier_type
+                              and b.identifier = ob.identifier
+                where {pairs}
+            ) f group by identifier_type, identifier
+            """,
+        )
 
 
 # --- the graph ------------------------------------------------------------------------------

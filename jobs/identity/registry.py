@@ -33,6 +33,9 @@ class Blocked(_Strict):
     junk: str | None = None
     values: tuple[str, ...] = ()
     patterns: tuple[str, ...] = ()
+    # Blocked too when a record carries it with a blocked value of these types: an install id
+    # lives on one device, so a shared device's anonymous id is shared with it.
+    with_types: tuple[str, ...] = ()
 
 
 class IdentifierType(_Strict):
@@ -105,6 +108,9 @@ class Registry(_Strict):
                         f"{', '.join(unknown)}; the registry defines {', '.join(self.types)}"
                     )
         for name, spec in self.types.items():
+            unknown = sorted(set(spec.blocked.with_types) - set(self.types))
+            if unknown:
+                raise ValueError(f"type {name}: blocked.with_types names unknown {unknown}")
             for pattern in spec.blocked.patterns:
                 try:
                     re.compile(pattern)

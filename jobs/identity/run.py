@@ -24,7 +24,7 @@ from pathlib import Path
 
 from jobs.common import lake
 from jobs.common.settings import Settings, get_settings
-from jobs.identity import graph, ids
+from jobs.identity import controls, graph, ids
 from jobs.identity.engine import DuckEngine, Engine, SparkEngine
 from jobs.identity.registry import Registry, load_registry
 
@@ -96,22 +96,29 @@ def resolve(
     day: date,
     *,
     previous: object | None,
+    controls: list[tuple] = (),
 ) -> bool:
     """The whole resolution on an engine: extraction (False when no rule's table exists), then
     `resolve_occurrences`."""
     if not graph.extract(engine, registry, tables):
         return False
-    resolve_occurrences(engine, registry, hmac_key, day, previous=previous)
+    resolve_occurrences(engine, registry, hmac_key, day, previous=previous, controls=controls)
     return True
 
 
 def resolve_occurrences(
-    engine: Engine, registry: Registry, hmac_key: bytes, day: date, *, previous: object | None
+    engine: Engine,
+    registry: Registry,
+    hmac_key: bytes,
+    day: date,
+    *,
+    previous: object | None,
+    controls: list[tuple] = (),
 ) -> None:
-    """From `occ` on the engine: blocked values, the guarded graph, stable ids and edges
-    (identity_map, identity_updates, identity_edges, identity_blocked). `previous` is the last
-    identity_map (Arrow or a DataFrame) or None."""
-    graph.block(engine, registry, hmac_key)
+    """From `occ` on the engine: blocked values (the registry's and the operators' `controls`),
+    the guarded graph, stable ids and edges (identity_map, identity_updates, identity_edges,
+    identity_blocked). `previous` is the last identity_map (Arrow or a DataFrame) or None."""
+    graph.block(engine, registry, hmac_key, controls)
     graph.build(engine, registry)
     if previous is not None:
         engine.register("previous", previous)
@@ -133,8 +140,16 @@ def run_identity(logical_date: date, settings: Settings | None = None) -> dict:
     engine = open_engine(settings, registry, paths)
     previous_path = lake.table_path("silver", "identity_map", settings)
     previous = _previous(engine, previous_path)
+    blocked = controls.blocks(settings)
+    operator_blocks = [tuple(r.values()) for r in blocked.to_pylist()] if blocked else []
     if not resolve(
-        engine, registry, set(paths), settings.hmac_key(), logical_date, previous=previous
+        engine,
+        registry,
+        set(paths),
+        settings.hmac_key(),
+        logical_date,
+        previous=previous,
+        controls=operator_blocks,
     ):
         return {"identity": "no silver table with identifiers yet"}
     _write(engine, settings, logical_date)

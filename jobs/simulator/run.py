@@ -37,7 +37,7 @@ from jobs.simulator.context import (
 from jobs.simulator.files import day_start, dumps_line
 from jobs.simulator.mess import Mess, MessBook
 from jobs.simulator.truth import TruthBook, TruthStats
-from jobs.simulator.world import World
+from jobs.simulator.world import STORES, World
 
 # Every dataset, in the order a day is written: later writers read earlier ones' handoff (the
 # Tmall details and the ERP hang off the day's Tmall orders; tier changes follow points).
@@ -78,6 +78,28 @@ class SimulationSummary:
     @property
     def orders(self) -> int:
         return sum(n for key, n in self.records.items() if key.endswith(".orders"))
+
+
+STORE_DEVICES = Path("_brand") / "store_devices.csv"
+
+
+def write_store_devices(out: Path, world: World) -> Path:
+    """The brand's own register of its in-store tablets (master data, like its store list, not
+    truth): `identifier_type,identifier,reason`, the shape `cdp identity block --file` reads, so
+    One-ID never takes a kiosk that every visitor browses on for one of them."""
+    import csv
+
+    path = Path(out) / STORE_DEVICES
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["identifier_type", "identifier", "reason"])
+        for store in STORES:
+            for sdk in ("app", "miniprogram"):
+                writer.writerow(
+                    ["device_id", world.tablet_device(store, sdk), f"store tablet {store.store_id}"]
+                )
+    return path
 
 
 def simulate(
@@ -148,6 +170,7 @@ def simulate(
             stream.sort(key=lambda e: e["ts"])
             events_fh.writelines(dumps_line(e) + "\n" for e in stream)
             n_events += len(stream)
+    write_store_devices(out, world)
     with step("ground truth: identifiers, consent, labels") if progress else nullcontext():
         stats = truth.close()
     return SimulationSummary(

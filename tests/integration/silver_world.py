@@ -40,8 +40,10 @@ class SilverWorld:
 @pytest.fixture(scope="session")
 def silver_world(tmp_path_factory: pytest.TempPathFactory, spark) -> SilverWorld:
     from jobs import daily
+    from jobs.identity.controls import add_blocks, read_block_file
     from jobs.ingest import importer
     from jobs.simulator import simulate
+    from jobs.simulator.run import STORE_DEVICES
     from tests.conftest import _lake_env
     from tests.fixtures import canaries
 
@@ -54,6 +56,8 @@ def silver_world(tmp_path_factory: pytest.TempPathFactory, spark) -> SilverWorld
     try:
         landing = Path(settings.landing_root)
         simulate(landing, customers=CUSTOMERS, days=DAYS, seed=SEED, end=END)
+        # The brand's register of its store tablets, as the demo applies it.
+        add_blocks(read_block_file(landing / STORE_DEVICES), settings)
         days = tuple(END - timedelta(days=DAYS - 1 - i) for i in range(DAYS))
         planted = canaries.plant(landing, days[0])
         members = canaries.member_list(root)

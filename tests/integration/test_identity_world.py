@@ -50,8 +50,8 @@ def test_a_rerun_keeps_every_one_id_and_records_no_change(silver_world):
 
 def test_one_id_against_the_simulators_truth(silver_world):
     report = evaluate_lake(Path(silver_world.landing) / "_truth", settings=silver_world.settings)
-    # Floors that catch a broken guard or rule; the targets (0.999 / 0.99) are tracked in
-    # docs/benchmarks.md until the shared-device guard lands.
-    assert report.recall >= 0.95, report.render()
-    assert report.precision >= 0.95, report.render()
+    # Floors that catch a broken guard or rule (the targets are 0.999 and 0.99; the
+    # measured figures are in docs/benchmarks.md).
+    assert report.recall >= 0.98, report.render()
+    assert report.precision >= 0.995, report.render()
     assert report.linkable_pairs > 1000
