@@ -60,6 +60,7 @@ def _rule_sql(engine: Engine, rule: Rule, registry: Registry) -> str:
     needed = {*rule.record, rule.seen}
     for rule_id in rule.ids:
         needed |= {rule_id.column, rule_id.type_from, rule_id.namespace} - {None}
+        needed |= set(re.findall(r"[A-Za-z_]\w*", rule_id.when or "")) & set(columns)
     missing = sorted(needed - set(columns))
     if missing:
         raise CdpError(
@@ -112,6 +113,8 @@ def _id_sql(rule_id: RuleId) -> tuple[str, str, str]:
             f"case when {qualified} then regexp_extract({value}, '^[^{p}]+{p}(.*)$', 1) "
             f"else {value} end"
         )
+    if rule_id.when:
+        value = f"case when ({rule_id.when}) then {value} end"
     if rule_id.type:
         kind = quote(rule_id.type)
     else:
@@ -182,11 +185,14 @@ def block(engine: Engine, registry: Registry, hmac_key: bytes, controls: list[tu
 
 def build(engine: Engine, registry: Registry) -> None:
     """The guarded identity graph of `occ` less `blocked` (see the module docstring)."""
+    evidence_types = [k for k, spec in registry.types.items() if spec.evidence] or ["-"]
+    listed = ", ".join(quote(k) for k in evidence_types)
     engine.run(
         "kept",
         "select o.*, o.identifier_type || chr(31) || o.identifier as node from occ o "
         "left join blocked b on b.identifier_type = o.identifier_type "
-        "and b.identifier = o.identifier where b.identifier is null",
+        f"and b.identifier = o.identifier where b.identifier is null "
+        f"and o.identifier_type not in ({listed})",
     )
     sig = engine.sha(engine.sorted_join("node", "chr(30)"))
     engine.run(
@@ -198,6 +204,12 @@ def build(engine: Engine, registry: Registry) -> None:
         "sig_nodes",
         "select distinct r.sig, k.node from kept k "
         "join records r on r.rule = k.rule and r.record_key = k.record_key",
+    )
+    engine.run(
+        "evidence",
+        "select distinct r.sig, o.identifier_type, o.identifier from occ o "
+        "join records r on r.rule = o.rule and r.record_key = o.record_key "
+        f"where o.identifier_type in ({listed})",
     )
     engine.run(
         "nodes",
@@ -229,8 +241,8 @@ def build(engine: Engine, registry: Registry) -> None:
     engine.empty("labels", "vertex string, component string")
     engine.empty("refused", "node string, reason string, profiles bigint")
     present = {r[0] for r in engine.rows("select distinct identifier_type from nodes")}
-    for kind in registry.types:
-        if kind in present:
+    for kind, spec in registry.types.items():
+        if kind in present and not spec.evidence:
             _stage(engine, registry, kind)
     engine.run(
         "refused",
@@ -285,6 +297,7 @@ def _stage(engine: Engine, registry: Registry, kind: str) -> None:
         group by node
         """,
     )
+    _evidence_conflicts(engine, registry.guarded_by.get(kind, ()))
     capped = (
         f"select node, 'shared: seen with ' || cast(profiles as string) || ' profiles (cap "
         f"{spec.max_profiles})' as reason, 1 as pick from profiles "
@@ -297,7 +310,8 @@ def _stage(engine: Engine, registry: Registry, kind: str) -> None:
         f"""
         select node, reason from (
             select node, reason, row_number() over (partition by node order by pick) as rn
-            from ({capped} union all select node, reason, 2 as pick from conflicts) u
+            from ({capped} union all select node, reason, 2 as pick from conflicts
+                  union all select node, reason, 3 as pick from disagreeing) u
         ) ranked where rn = 1
         """,
     )
@@ -340,6 +354,49 @@ def _stage(engine: Engine, registry: Registry, kind: str) -> None:
         "select node, reason, profiles from refused union all "
         "select o.node, o.reason, coalesce(p.profiles, 0) as profiles "
         "from stage_out o left join profiles p on p.node = o.node",
+    )
+
+
+def _evidence_conflicts(engine: Engine, evidence_types: tuple[str, ...]) -> None:
+    """`disagreeing` (node, reason): values that would merge profiles whose evidence disagrees:
+    together they hold more distinct values of an evidence type (names) than the richest of
+    them does alone (two people's names; a profile that already knew both names may merge)."""
+    if not evidence_types:
+        engine.empty("disagreeing", "node string, reason string")
+        return
+    listed = ", ".join(quote(k) for k in evidence_types)
+    engine.run(
+        "disagreeing",
+        f"""
+        with held as (
+            select distinct l.component, e.identifier_type, e.identifier
+            from evidence e join labels l on l.vertex = e.sig
+            where e.identifier_type in ({listed})
+        ),
+        merging as (
+            select t.node, t.component from touched t
+            join profiles p on p.node = t.node where p.profiles >= 2
+        ),
+        seen as (
+            select m.node, m.component, h.identifier_type, h.identifier
+            from merging m join held h on h.component = m.component
+        ),
+        together as (
+            select node, identifier_type, count(distinct identifier) as n from seen
+            group by node, identifier_type
+        ),
+        apart as (
+            select node, identifier_type, max(n) as n from (
+                select node, component, identifier_type, count(distinct identifier) as n
+                from seen group by node, component, identifier_type
+            ) c group by node, identifier_type
+        )
+        select t.node, min('would merge profiles of different ' || t.identifier_type || 's')
+               as reason
+        from together t join apart a
+          on a.node = t.node and a.identifier_type = t.identifier_type
+        where t.n > a.n group by t.node
+        """,
     )
 
 

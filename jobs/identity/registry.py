@@ -46,6 +46,13 @@ class IdentifierType(_Strict):
     scoped: bool = False
     token: str | None = None  # the token kind (HMAC of "<kind>:<normalized value>")
     blocked: Blocked = Blocked()
+    # Evidence, not an id: never joins records; a value of a `guards` type does not merge
+    # profiles whose values of this type disagree (two people's names on one phone).
+    guards: tuple[str, ...] = ()
+
+    @property
+    def evidence(self) -> bool:
+        return bool(self.guards)
 
 
 class RuleId(_Strict):
@@ -58,6 +65,7 @@ class RuleId(_Strict):
     types: dict[str, str] = Field(default_factory=dict)
     namespace: str | None = None
     namespace_prefix: str | None = None
+    when: str | None = None  # SQL: the value counts only on rows where this holds
 
     @model_validator(mode="after")
     def _one_type(self) -> RuleId:
@@ -108,6 +116,9 @@ class Registry(_Strict):
                         f"{', '.join(unknown)}; the registry defines {', '.join(self.types)}"
                     )
         for name, spec in self.types.items():
+            unknown = sorted(set(spec.guards) - set(self.types))
+            if unknown:
+                raise ValueError(f"type {name}: guards names unknown {unknown}")
             unknown = sorted(set(spec.blocked.with_types) - set(self.types))
             if unknown:
                 raise ValueError(f"type {name}: blocked.with_types names unknown {unknown}")
@@ -119,6 +130,15 @@ class Registry(_Strict):
                         f"type {name}: bad blocked pattern {pattern!r}: {exc}"
                     ) from exc
         return self
+
+    @cached_property
+    def guarded_by(self) -> dict[str, tuple[str, ...]]:
+        """Identifier type -> the evidence types that guard its merges."""
+        out: dict[str, list[str]] = {}
+        for name, spec in self.types.items():
+            for kind in spec.guards:
+                out.setdefault(kind, []).append(name)
+        return {k: tuple(v) for k, v in out.items()}
 
     @cached_property
     def priority(self) -> dict[str, int]:

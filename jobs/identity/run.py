@@ -63,6 +63,7 @@ def rule_columns(registry: Registry, table: str, path: str) -> list[str]:
         wanted |= set(re.findall(r"[A-Za-z_]\w*", rule.where or ""))
         for rule_id in rule.ids:
             wanted |= {rule_id.column, rule_id.type_from, rule_id.namespace} - {None}
+            wanted |= set(re.findall(r"[A-Za-z_]\w*", rule_id.when or ""))
     return [c for c in present if c in wanted]
 
 

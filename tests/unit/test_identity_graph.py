@@ -220,7 +220,9 @@ def test_rules_extract_typed_namespaced_ids():
         "t_store_members",
         pa.Table.from_pylist(
             [{"store_code": "S1", "store_member_id": "VIP1", "phone_token": "tok2",
-              "updated_at": T}]
+              "name_token": "n1", "name_is_title": False, "updated_at": T},
+             {"store_code": "S1", "store_member_id": "VIP2", "phone_token": None,
+              "name_token": "n-title", "name_is_title": True, "updated_at": T}]
         ),
     )  # fmt: skip
     assert graph.extract(engine, REGISTRY, {"orders", "store_members"})
@@ -234,6 +236,8 @@ def test_rules_extract_typed_namespaced_ids():
         ("order_buyer", "pos|o2", "member_card", None, "8001"),
         ("store_member", "S1|VIP1", "store_member_no", "S1", "S1:VIP1"),
         ("store_member", "S1|VIP1", "phone", None, "tok2"),
+        ("store_member", "S1|VIP1", "name", None, "n1"),  # 张女士 (a title) is no name
+        ("store_member", "S1|VIP2", "store_member_no", "S1", "S1:VIP2"),
     }
 
 
@@ -267,3 +271,26 @@ def test_spark_gives_the_duckdb_answer(spark, max_in_memory_edges):
     on_spark = _resolve(MIXED, engine=SparkEngine(spark, max_in_memory_edges))
     assert _profiles(on_spark) == _profiles(duck)
     assert _refused(on_spark) == _refused(duck)
+
+
+def test_a_phone_between_members_of_different_names_merges_neither():
+    """A CRM member and a store member (no shared id) on one phone: the same person when the
+    names agree, a household when they do not."""
+    same = _resolve(
+        {
+            "crm": [("member_card", "c1"), ("phone", "p1"), ("name", "n-li")],
+            "store": [("store_member_no", "S1:V1"), ("phone", "p1"), ("name", "n-li")],
+        }
+    )
+    one = _profiles(same)
+    assert one[("member_card", "c1")] == one[("store_member_no", "S1:V1")]
+    assert ("name", "n-li") not in one  # evidence, never an id
+    household = _resolve(
+        {
+            "crm": [("member_card", "c1"), ("phone", "p1"), ("name", "n-li")],
+            "store": [("store_member_no", "S1:V1"), ("phone", "p1"), ("name", "n-wang")],
+        }
+    )
+    one = _profiles(household)
+    assert one[("member_card", "c1")] != one[("store_member_no", "S1:V1")]
+    assert _refused(household)[("phone", "p1")] == "would merge profiles of different names"
