@@ -544,6 +544,118 @@ def identity_block(
     console.print(f"{n} value(s) blocked; `cdp identity run` applies them")
 
 
+@identity_app.command("split")
+def identity_split(
+    first: Annotated[str, typer.Argument(help="TYPE:VALUE, e.g. member_card:8001")],
+    second: Annotated[str, typer.Argument(help="TYPE:VALUE that must not share its profile")],
+    reason: Annotated[str, typer.Option(help="Why (kept with the control).")] = "",
+):
+    """Never put two identifiers in one profile again (the never-merge list); the next run
+    refuses whatever joined them."""
+    from jobs.identity.controls import add_pair
+    from jobs.identity.explain import parse_identifier
+
+    add_pair("never_merge", parse_identifier(first), parse_identifier(second), reason)
+    console.print(f"{first} and {second} never merge; `cdp identity run` splits them")
+
+
+@identity_app.command("merge")
+def identity_merge(
+    first: Annotated[str, typer.Argument(help="TYPE:VALUE")],
+    second: Annotated[str, typer.Argument(help="TYPE:VALUE of the same person")],
+    reason: Annotated[str, typer.Option(help="Why (kept with the control).")] = "",
+):
+    """Declare two identifiers one person (a manual merge, within the registry's limits)."""
+    from jobs.identity.controls import add_pair
+    from jobs.identity.explain import parse_identifier
+
+    add_pair("merge", parse_identifier(first), parse_identifier(second), reason)
+    console.print(f"{first} and {second} are one person; `cdp identity run` merges them")
+
+
+@identity_app.command("controls")
+def identity_controls():
+    """The operators' blocks, never-merge pairs and manual merges."""
+    from jobs.identity.controls import all_controls
+
+    rows = all_controls()
+    print_rows(
+        ["kind", "identifier", "other", "reason", "created_at"],
+        [
+            (
+                r["kind"],
+                f"{r['identifier_type']}:{r['identifier']}",
+                f"{r.get('other_type') or ''}:{r.get('other') or ''}".strip(":"),
+                r["reason"],
+                r["created_at"],
+            )
+            for r in rows
+        ],
+    )
+
+
+@identity_app.command("explain")
+def identity_explain(
+    subject: Annotated[str, typer.Argument(help="A one_id, or TYPE:VALUE (a phone in clear too)")],
+    other: Annotated[
+        str | None, typer.Argument(help="TYPE:VALUE: print the edge path between the two")
+    ] = None,
+):
+    """A profile's identifiers and edges, and the path (with rules) joining two identifiers."""
+    from jobs.identity.explain import explain
+
+    e = explain(subject, other)
+    print_rows(
+        ["identifier_type", "identifier", "records", "first_seen", "last_seen"],
+        [
+            (r["identifier_type"], r["identifier"], r["records"], r["first_seen"], r["last_seen"])
+            for r in sorted(e.identifiers, key=lambda r: (r["identifier_type"], r["identifier"]))
+        ],
+        title=f"profile {e.one_id} (since {e.identifiers[0]['one_id_since']})",
+    )
+    if e.path is not None:
+        if not e.path:
+            console.print("no path of edges between them (joined through refused values?)")
+        for hop in e.path:
+            console.print(
+                f"{hop['from'][0]}:{hop['from'][1]} -> {hop['to'][0]}:{hop['to'][1]}  "
+                f"rule {hop['rule']}, {hop['records']} record(s)"
+            )
+    else:
+        print_rows(
+            ["from", "to", "rule", "records"],
+            [
+                (
+                    f"{x['from_type']}:{x['from_id']}",
+                    f"{x['to_type']}:{x['to_id']}",
+                    x["rule"],
+                    x["records"],
+                )
+                for x in e.edges
+            ],
+            title="edges",
+        )
+    for b in e.blocked:
+        console.print(f"refused as a merge key: {b['reason']}")
+
+
+@identity_app.command("diff")
+def identity_diff(
+    rules: Annotated[Path, typer.Option(help="A changed registry YAML to dry-run.")],
+):
+    """The merges, splits and retirements a registry change would cause (nothing written)."""
+    from jobs.identity.explain import diff
+
+    d = diff(rules)
+    changes = ", ".join(f"{n} {k}" for k, n in sorted(d.changes.items())) or "no changes"
+    console.print(f"profiles {d.profiles_before:,} -> {d.profiles_after:,}; {changes}")
+    print_rows(
+        ["change", "old one_id", "new one_id", "rule", "reason"],
+        [tuple(x.values()) for x in d.examples],
+        title="examples",
+    )
+
+
 @identity_app.command("evaluate")
 def identity_evaluate(
     truth: Annotated[

@@ -81,14 +81,24 @@ class DuckEngine:
         self.con.unregister(f"_small_{name}")
 
     def empty(self, name: str, schema: str) -> None:
-        self.con.execute(f"drop table if exists {name}")
+        self._drop(name)
         self.con.execute(f"create table {name} ({schema})")
 
     def run(self, name: str, query: str) -> None:
         # Through a new table: the query may read the table it replaces.
         self.con.execute(f"create or replace table _next_{name} as {query}")
-        self.con.execute(f"drop table if exists {name}")
+        self._drop(name)
         self.con.execute(f"alter table _next_{name} rename to {name}")
+
+    def _drop(self, name: str) -> None:
+        """Drop `name`, a table or a view (a registered input replaced by a step)."""
+        kinds = self.con.execute(
+            "select 'view' from duckdb_views() where view_name = $1 and not internal "
+            "union all select 'table' from duckdb_tables() where table_name = $1",
+            [name],
+        ).fetchall()
+        for (kind,) in kinds:
+            self.con.execute(f"drop {kind} {name}")
 
     def components(self, edges: str, out: str) -> None:
         from jobs.identity.components import components_in_memory

@@ -183,8 +183,14 @@ def block(engine: Engine, registry: Registry, hmac_key: bytes, controls: list[tu
 # --- the graph ------------------------------------------------------------------------------
 
 
-def build(engine: Engine, registry: Registry) -> None:
-    """The guarded identity graph of `occ` less `blocked` (see the module docstring)."""
+def build(engine: Engine, registry: Registry, apart: list[tuple[str, str, str, str]] = ()) -> None:
+    """The guarded identity graph of `occ` less `blocked` (see the module docstring). `apart`:
+    pairs of identifiers (type, value, other type, other value) never in one profile."""
+    engine.small(
+        "apart",
+        ("a", "b"),
+        [(f"{t1}\x1f{v1}", f"{t2}\x1f{v2}") for t1, v1, t2, v2 in apart],
+    )
     evidence_types = [k for k, spec in registry.types.items() if spec.evidence] or ["-"]
     listed = ", ".join(quote(k) for k in evidence_types)
     engine.run(
@@ -298,6 +304,36 @@ def _stage(engine: Engine, registry: Registry, kind: str) -> None:
         """,
     )
     _evidence_conflicts(engine, registry.guarded_by.get(kind, ()))
+    engine.run(
+        "kept_apart",
+        """
+        with reach as (
+            select t.node as v, c.node as n from touched t join content c
+              on c.component = t.component
+            union all
+            select node as v, node as n from cand
+        )
+        select r1.v as node, min('would join ' || replace(ap.a, chr(31), ' ') || ' and '
+                                 || replace(ap.b, chr(31), ' ') || ' (never merge)') as reason
+        from apart ap join reach r1 on r1.n = ap.a join reach r2 on r2.v = r1.v and r2.n = ap.b
+        where r1.v <> ap.a and r1.v <> ap.b
+        group by r1.v
+        """,
+    )
+    # One of a never-merge pair itself stays an id: only its links to records of the profile
+    # that holds the other are cut (its other records still make its own profile).
+    engine.run(
+        "cut",
+        """
+        select c.sig, c.node, 'kept apart from ' || replace(p.other, chr(31), ' ')
+               || ' (never merge)' as reason
+        from cand c
+        join (select a as node, b as other from apart union all select b, a from apart) p
+          on p.node = c.node
+        join labels ls on ls.vertex = c.sig
+        join labels lo on lo.vertex = p.other and lo.component = ls.component
+        """,
+    )
     capped = (
         f"select node, 'shared: seen with ' || cast(profiles as string) || ' profiles (cap "
         f"{spec.max_profiles})' as reason, 1 as pick from profiles "
@@ -311,14 +347,16 @@ def _stage(engine: Engine, registry: Registry, kind: str) -> None:
         select node, reason from (
             select node, reason, row_number() over (partition by node order by pick) as rn
             from ({capped} union all select node, reason, 2 as pick from conflicts
-                  union all select node, reason, 3 as pick from disagreeing) u
+                  union all select node, reason, 3 as pick from disagreeing
+                  union all select node, reason, 0 as pick from kept_apart) u
         ) ranked where rn = 1
         """,
     )
     engine.run(
         "ok",
         "select c.sig, c.node from cand c left join stage_out o on o.node = c.node "
-        "where o.node is null",
+        "left join cut x on x.sig = c.sig and x.node = c.node "
+        "where o.node is null and x.node is null",
     )
     for _ in range(MAX_JOINT_ROUNDS):
         engine.run("trial", "select sig, node from edges union all select sig, node from ok")
@@ -332,6 +370,12 @@ def _stage(engine: Engine, registry: Registry, kind: str) -> None:
             join limits l on l.identifier_type = c.identifier_type
             group by c.component, c.identifier_type, c.bucket, l.max_per_profile
             having count(distinct c.node) > l.max_per_profile
+            union all
+            select la.component, '~never_merge' as identifier_type, '' as bucket,
+                   2 as held, 1 as max_per_profile
+            from apart ap
+            join trial_labels la on la.vertex = ap.a
+            join trial_labels lb on lb.vertex = ap.b and lb.component = la.component
             """,
         )
         if engine.count("violations") == 0:
@@ -353,7 +397,8 @@ def _stage(engine: Engine, registry: Registry, kind: str) -> None:
         "refused",
         "select node, reason, profiles from refused union all "
         "select o.node, o.reason, coalesce(p.profiles, 0) as profiles "
-        "from stage_out o left join profiles p on p.node = o.node",
+        "from stage_out o left join profiles p on p.node = o.node union all "
+        "select node, min(reason) as reason, 0 as profiles from cut group by node",
     )
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import re
 import time
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
@@ -89,6 +90,24 @@ def open_engine(settings: Settings, registry: Registry, paths: dict[str, str]) -
     return engine
 
 
+@dataclass(frozen=True)
+class Controls:
+    """The operators' controls a run applies (jobs/identity/controls.py)."""
+
+    blocks: tuple[tuple[str, str, str], ...] = ()  # type, value, reason
+    apart: tuple[tuple[str, str, str, str], ...] = ()  # never merge: type, value, type, value
+    merges: tuple[tuple[str, str, str, str], ...] = ()  # one person: type, value, type, value
+
+    @classmethod
+    def load(cls, settings: Settings) -> Controls:
+        blocked = controls.blocks(settings)
+        return cls(
+            blocks=tuple(tuple(r.values()) for r in blocked.to_pylist()) if blocked else (),
+            apart=tuple(p[:4] for p in controls.pairs("never_merge", settings)),
+            merges=tuple(p[:4] for p in controls.pairs("merge", settings)),
+        )
+
+
 def resolve(
     engine: Engine,
     registry: Registry,
@@ -97,13 +116,13 @@ def resolve(
     day: date,
     *,
     previous: object | None,
-    controls: list[tuple] = (),
+    operator: Controls = Controls(),
 ) -> bool:
     """The whole resolution on an engine: extraction (False when no rule's table exists), then
     `resolve_occurrences`."""
     if not graph.extract(engine, registry, tables):
         return False
-    resolve_occurrences(engine, registry, hmac_key, day, previous=previous, controls=controls)
+    resolve_occurrences(engine, registry, hmac_key, day, previous=previous, operator=operator)
     return True
 
 
@@ -114,13 +133,30 @@ def resolve_occurrences(
     day: date,
     *,
     previous: object | None,
-    controls: list[tuple] = (),
+    operator: Controls = Controls(),
 ) -> None:
-    """From `occ` on the engine: blocked values (the registry's and the operators' `controls`),
-    the guarded graph, stable ids and edges (identity_map, identity_updates, identity_edges,
-    identity_blocked). `previous` is the last identity_map (Arrow or a DataFrame) or None."""
-    graph.block(engine, registry, hmac_key, controls)
-    graph.build(engine, registry)
+    """From `occ` on the engine: blocked values (the registry's and the operators'), manual
+    merges as records of rule `manual_merge`, the guarded graph with the never-merge pairs,
+    stable ids and edges (identity_map, identity_updates, identity_edges, identity_blocked).
+    `previous` is the last identity_map (Arrow or a DataFrame) or None."""
+    if operator.merges:
+        engine.small(
+            "manual",
+            ("rule", "record_key", "identifier_type", "identifier"),
+            [
+                ("manual_merge", f"{t1}:{v1}|{t2}:{v2}", t, v)
+                for t1, v1, t2, v2 in operator.merges
+                for t, v in ((t1, v1), (t2, v2))
+            ],
+        )
+        engine.run(
+            "occ",
+            "select * from occ union all select rule, record_key, cast(null as timestamp) "
+            "as seen_at, identifier_type, cast(null as string) as namespace, identifier "
+            "from manual",
+        )
+    graph.block(engine, registry, hmac_key, list(operator.blocks))
+    graph.build(engine, registry, list(operator.apart))
     if previous is not None:
         engine.register("previous", previous)
     ids.assign(engine, day, has_previous=previous is not None)
@@ -141,8 +177,6 @@ def run_identity(logical_date: date, settings: Settings | None = None) -> dict:
     engine = open_engine(settings, registry, paths)
     previous_path = lake.table_path("silver", "identity_map", settings)
     previous = _previous(engine, previous_path)
-    blocked = controls.blocks(settings)
-    operator_blocks = [tuple(r.values()) for r in blocked.to_pylist()] if blocked else []
     if not resolve(
         engine,
         registry,
@@ -150,7 +184,7 @@ def run_identity(logical_date: date, settings: Settings | None = None) -> dict:
         settings.hmac_key(),
         logical_date,
         previous=previous,
-        controls=operator_blocks,
+        operator=Controls.load(settings),
     ):
         return {"identity": "no silver table with identifiers yet"}
     _write(engine, settings, logical_date)

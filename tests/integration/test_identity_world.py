@@ -55,3 +55,44 @@ def test_one_id_against_the_simulators_truth(silver_world):
     assert report.recall >= 0.98, report.render()
     assert report.precision >= 0.995, report.render()
     assert report.linkable_pairs > 1000
+
+
+def test_explain_walks_the_edges_between_two_identifiers(silver_world):
+    from jobs.identity.explain import explain
+
+    settings = silver_world.settings
+    edges = _rows(settings, "identity_edges")
+    # a profile's two identifiers two hops apart: a -> b and a -> c give the path b .. c
+    by_from: dict = {}
+    for e in edges:
+        by_from.setdefault((e["one_id"], e["from_type"], e["from_id"]), []).append(e)
+    (_, a_type, a_id), (b, c) = next(
+        (k, v[:2]) for k, v in by_from.items() if len(v) >= 2 and v[0]["to_id"] != v[1]["to_id"]
+    )
+    e = explain(f"{b['to_type']}:{b['to_id']}", f"{c['to_type']}:{c['to_id']}", settings)
+    assert [h["to"] for h in e.path] == [(a_type, a_id), (c["to_type"], c["to_id"])]
+    assert all(h["rule"] for h in e.path)
+
+
+def test_diff_dry_runs_a_stricter_registry(silver_world, tmp_path):
+    from jobs.identity.explain import diff
+    from jobs.identity.registry import REGISTRY_FILE
+
+    settings = silver_world.settings
+    before = _rows(settings, "identity_map")
+    same = diff(REGISTRY_FILE, settings)
+    assert same.changes == {}
+    assert same.profiles_after == same.profiles_before
+    stricter = tmp_path / "registry.yaml"
+    text = REGISTRY_FILE.read_text(encoding="utf-8")
+    # a phone may no longer join two profiles
+    stricter.write_text(
+        text.replace("  phone:\n    trust: medium\n    max_per_profile: 3\n    max_profiles: 3",
+                     "  phone:\n    trust: medium\n    max_per_profile: 3\n    max_profiles: 1"),
+        encoding="utf-8",
+    )  # fmt: skip
+    assert stricter.read_text(encoding="utf-8") != text
+    changed = diff(stricter, settings)
+    assert changed.changes.get("split", 0) > 0
+    assert changed.profiles_after > changed.profiles_before
+    assert _rows(settings, "identity_map") == before  # a dry run writes nothing

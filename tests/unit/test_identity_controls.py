@@ -8,7 +8,7 @@ import pytest
 
 from jobs.common.errors import CdpError
 from jobs.identity import graph
-from jobs.identity.controls import add_blocks, blocks, read_block_file
+from jobs.identity.controls import add_blocks, add_pair, blocks, pairs, read_block_file
 from jobs.identity.engine import DuckEngine
 from jobs.identity.registry import load_registry
 
@@ -50,3 +50,16 @@ def test_a_blocked_device_takes_its_anonymous_ids_along():
         ("K1", "blocked by an operator: store tablet"),
         ("a-kiosk", "seen on blocked device_id K1"),
     }
+
+
+def test_pairs_persist_and_two_member_cards_cannot_be_merged(lake):
+    add_pair("never_merge", ("youzan_open_id", "y1"), ("member_card", "c1"), "complaint", lake)
+    add_pair("merge", ("member_card", "c1"), ("wechat_unionid", "u1"), "", lake)
+    assert pairs("never_merge", lake) == [
+        ("member_card", "c1", "youzan_open_id", "y1", "complaint")
+    ]
+    assert pairs("merge", lake) == [
+        ("member_card", "c1", "wechat_unionid", "u1", "merge by an operator")
+    ]
+    with pytest.raises(CdpError, match="two member_card values are two people"):
+        add_pair("merge", ("member_card", "c1"), ("member_card", "c2"), "", lake)

@@ -12,7 +12,7 @@ from jobs.common.errors import CdpError
 from jobs.identity import graph
 from jobs.identity.engine import DuckEngine, SparkEngine
 from jobs.identity.registry import load_registry, token
-from jobs.identity.run import resolve_occurrences
+from jobs.identity.run import Controls, resolve_occurrences
 
 REGISTRY = load_registry()
 KEY = b"unit-test-key"
@@ -25,7 +25,7 @@ def _occ_rows(records: dict[str, list[tuple[str, str]]]) -> list[tuple]:
     return [("r", rec, T, kind, None, value) for rec, ids in records.items() for kind, value in ids]
 
 
-def _resolve(records, previous=None, day=date(2026, 11, 27), engine=None):
+def _resolve(records, previous=None, day=date(2026, 11, 27), engine=None, operator=None):
     engine = engine or DuckEngine()
     rows = _occ_rows(records)
     occ = pa.table(
@@ -40,7 +40,9 @@ def _resolve(records, previous=None, day=date(2026, 11, 27), engine=None):
             previous = engine.spark.createDataFrame(previous.to_pandas())
     else:
         engine.register("occ", occ)
-    resolve_occurrences(engine, REGISTRY, KEY, day, previous=previous)
+    resolve_occurrences(
+        engine, REGISTRY, KEY, day, previous=previous, operator=operator or Controls()
+    )
     return engine
 
 
@@ -294,3 +296,31 @@ def test_a_phone_between_members_of_different_names_merges_neither():
     one = _profiles(household)
     assert one[("member_card", "c1")] != one[("store_member_no", "S1:V1")]
     assert _refused(household)[("phone", "p1")] == "would merge profiles of different names"
+
+
+def test_a_never_merge_pair_splits_and_each_keeps_its_other_records():
+    records = {
+        "crm": [("member_card", "c1"), ("phone", "p1"), ("youzan_open_id", "y1")],
+        "youzan": [("youzan_open_id", "y1"), ("email", "e1")],
+        "sms": [("phone", "p1")],
+    }
+    one = _profiles(_resolve(records))
+    assert len(set(one.values())) == 1
+    apart = Controls(apart=(("member_card", "c1", "youzan_open_id", "y1"),))
+    engine = _resolve(records, operator=apart)
+    one = _profiles(engine)
+    assert one[("member_card", "c1")] == one[("phone", "p1")]
+    assert one[("youzan_open_id", "y1")] == one[("email", "e1")] != one[("member_card", "c1")]
+    assert "(never merge)" in _refused(engine)[("youzan_open_id", "y1")]
+
+
+def test_a_manual_merge_joins_two_profiles():
+    records = {
+        "a": [("member_card", "c1")],
+        "b": [("youzan_open_id", "y1")],
+        "c": [("member_card", "c2")],
+    }
+    merged = Controls(merges=(("member_card", "c1", "youzan_open_id", "y1"),))
+    one = _profiles(_resolve(records, operator=merged))
+    assert one[("member_card", "c1")] == one[("youzan_open_id", "y1")]
+    assert one[("member_card", "c2")] != one[("member_card", "c1")]
