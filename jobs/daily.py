@@ -271,24 +271,15 @@ def check_bronze(logical_date: date, settings: Settings | None = None) -> dict:
 def build_silver(logical_date: date, settings: Settings | None = None) -> dict:
     """Every source's bronze rows of the day -> every silver table (jobs/silver/build.py:
     transforms, the PII vault, quality gates, merges, and the day-grained rules re-applied to
-    the days `ops.recompute_days` marks); then silver.customers rebuilt from silver.orders.
+    the days `ops.recompute_days` marks). silver.customers comes from One-ID (`resolve_identity`).
 
     Merged tables keep, per key, the `_logical_date` of the files that brought its current
     state, and a merge never replaces a later day's state with an earlier one: rerunning or
     backfilling an old day leaves what a later export re-synced as it is.
     """
-    from jobs.common.spark import get_spark
-    from jobs.identity.customers import customers_from_orders
     from jobs.silver.build import build_day
 
-    settings = settings or get_settings()
-    built = build_day(logical_date, settings)
-    orders_path = lake.table_path("silver", "orders", settings)
-    if lake.is_delta(orders_path):
-        spark = get_spark()
-        customers = customers_from_orders(spark.read.format("delta").load(orders_path))
-        lake.overwrite(customers, lake.table_path("silver", "customers", settings))
-    return built
+    return build_day(logical_date, settings or get_settings())
 
 
 def resolve_identity(logical_date: date, settings: Settings | None = None) -> dict:

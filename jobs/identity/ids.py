@@ -176,3 +176,33 @@ def edges_out(engine: Engine) -> None:
         group by m.one_id, f.identifier_type, f.identifier, t.identifier_type, t.identifier, r.rule
         """,
     )
+
+
+def record_one_ids(engine: Engine, out: str, idmap: str, rules: list[str] | None = None) -> None:
+    """`out` (rule, record_key, one_id): each record of `occ` (of `rules`, or all) with the
+    one_id its accepted ids map to in `idmap` (they all map to one; null when every id it
+    carries was refused or blocked)."""
+    where = f"where o.rule in ({', '.join(quote(r) for r in rules)})" if rules else ""
+    engine.run(
+        out,
+        f"select o.rule, o.record_key, min(m.one_id) as one_id from occ o "
+        f"left join {idmap} m on m.identifier_type = o.identifier_type "
+        f"and m.identifier = o.identifier {where} group by o.rule, o.record_key",
+    )
+
+
+def customers(engine: Engine) -> None:
+    """`customers`: one row per one_id from identity_map: since when, first and last seen, how
+    many identifiers of which types, the latest phone token and the member card."""
+    engine.run(
+        "customers",
+        f"""
+        select one_id, min(one_id_since) as one_id_since, min(first_seen) as first_seen,
+               max(last_seen) as last_seen, count(*) as identifiers,
+               {engine.sorted_join("identifier_type", "','")} as identifier_types,
+               max_by(identifier, last_seen) filter (where identifier_type = 'phone')
+                   as phone_token,
+               min(identifier) filter (where identifier_type = 'member_card') as member_card
+        from identity_map group by one_id
+        """,
+    )

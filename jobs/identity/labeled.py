@@ -2,7 +2,7 @@
 or any file in its shape), never read by the pipeline itself.
 
 Each silver record the identity rules read gets the one_id its ids map to in
-`silver.identity_map` (`resolved_records`, after the extraction the run does); a mapping file
+`silver.identity_map` (`ids.record_one_ids`, after the extraction the run does); a mapping file
 (jobs/identity/truth_mapping.yaml by default) says which rule's record each labeled record is;
 jobs/identity/evaluate.py counts the pairs.
 """
@@ -18,7 +18,8 @@ from jobs.common import lake
 from jobs.common.errors import CdpError
 from jobs.common.settings import Settings, get_settings
 from jobs.common.yamlio import load_yaml
-from jobs.identity.engine import Engine, SparkEngine
+from jobs.identity.engine import SparkEngine
+from jobs.identity.ids import record_one_ids
 
 if TYPE_CHECKING:
     from jobs.identity.evaluate import EvaluationReport
@@ -51,18 +52,6 @@ def load_mapping(path: Path | str | None = None) -> TruthMapping:
         raise CdpError(f"{path}: {problems}") from exc
 
 
-def resolved_records(engine: Engine) -> None:
-    """`resolved` (rule, record_key, one_id) on the engine: each record of `occ` with the one_id
-    its accepted ids map to in `idmap` (they all map to one; null when every id it carries was
-    refused or blocked)."""
-    engine.run(
-        "resolved",
-        "select o.rule, o.record_key, min(m.one_id) as one_id from occ o "
-        "left join idmap m on m.identifier_type = o.identifier_type "
-        "and m.identifier = o.identifier group by o.rule, o.record_key",
-    )
-
-
 def evaluate_lake(
     truth_dir: Path, mapping_path: Path | None = None, settings: Settings | None = None
 ) -> EvaluationReport:
@@ -86,11 +75,11 @@ def evaluate_lake(
     graph.extract(engine, registry, set(paths))
     if isinstance(engine, SparkEngine):
         engine.register("idmap", engine.spark.read.format("delta").load(idmap_path))
-        resolved_records(engine)
+        record_one_ids(engine, "resolved", "idmap")
         resolved = engine.frame("resolved").toArrow()
     else:
         engine.register("idmap", lake.read_arrow(idmap_path))
-        resolved_records(engine)
+        record_one_ids(engine, "resolved", "idmap")
         resolved = engine.arrow("resolved")
     return evaluate(labeled_one_ids(resolved, truth_dir, mapping), truth_dir)
 

@@ -95,6 +95,9 @@ class Rule(_Strict):
     seen: str
     ids: tuple[RuleId, ...] = Field(min_length=1)
     where: str | None = None
+    # Each record's one_id is kept in silver.identity_records (orders and member lists, which
+    # the marts read by one_id; not events, which resolve through identity_map).
+    keep_records: bool = False
 
 
 class Registry(_Strict):

@@ -9,6 +9,9 @@ the guarded identity graph -> stable one_ids -> the identity tables in silver.
   rule and record that caused it): the id-change feed. Upserted per (date, change, old, new), so
   a rerun of a day adds nothing it already recorded.
 - `silver.identity_blocked`: the values never used as merge keys and why.
+- `silver.identity_records`: the one_id of each record of the rules that keep them (orders,
+  member lists): what the marts join orders by.
+- `silver.customers`: one row per one_id (since when, identifiers, latest phone token, card).
 
 Where it runs (jobs/identity/engine.py): in this process on DuckDB when the rules' silver tables
 hold at most `identity.max_in_memory_edges` records, on Spark beyond. The run reads the whole
@@ -29,7 +32,15 @@ from jobs.identity import controls, graph, ids
 from jobs.identity.engine import DuckEngine, Engine, SparkEngine
 from jobs.identity.registry import Registry, load_registry
 
-TABLES = ("identity_map", "identity_edges", "identity_updates", "identity_blocked")
+TABLES = (
+    "identity_map",
+    "identity_edges",
+    "identity_updates",
+    "identity_blocked",
+    "identity_records",
+    "customers",
+)
+REPLACED = tuple(t for t in TABLES if t != "identity_updates")
 UPDATE_KEYS = ["_logical_date", "change", "old_one_id", "new_one_id"]
 
 
@@ -161,6 +172,13 @@ def resolve_occurrences(
         engine.register("previous", previous)
     ids.assign(engine, day, has_previous=previous is not None)
     ids.edges_out(engine)
+    ids.record_one_ids(
+        engine,
+        "identity_records",
+        "identity_map",
+        [r.name for r in registry.rules if r.keep_records],
+    )
+    ids.customers(engine)
     engine.run(
         "identity_blocked",
         "select identifier_type, identifier, reason, 0 as profiles from blocked "
@@ -215,17 +233,18 @@ def _previous(engine: Engine, path: str):
 
 def _write(engine: Engine, settings: Settings, logical_date: date) -> None:
     day = f"date '{logical_date.isoformat()}'"
-    for name in ("identity_map", "identity_edges", "identity_blocked", "identity_updates"):
-        engine.run(name, f"select *, {day} as _logical_date from {name}")
+    # Only the change feed is dated: the other tables are the state of all of silver now,
+    # whichever day's run wrote them (a rerun of an older day writes the same state).
+    engine.run("identity_updates", f"select *, {day} as _logical_date from identity_updates")
     path = {name: lake.table_path("silver", name, settings) for name in TABLES}
     if isinstance(engine, SparkEngine):
-        for name in ("identity_map", "identity_edges", "identity_blocked"):
+        for name in REPLACED:
             lake.overwrite(engine.frame(name), path[name])
         lake.merge_upsert(
             engine.frame("identity_updates"), path["identity_updates"], keys=UPDATE_KEYS
         )
         return
-    for name in ("identity_map", "identity_edges", "identity_blocked"):
+    for name in REPLACED:
         lake.overwrite_arrow(engine.arrow(name), path[name])
     updates = engine.arrow("identity_updates")
     if updates.num_rows or not lake.is_delta(path["identity_updates"]):

@@ -125,18 +125,27 @@ def test_cdp_daily_runs_every_task_and_fills_every_table(lake):
     assert {o["source"] for o in orders if o["key_type"] == "phone"} >= {"youzan"}
     assert "phone" not in {o["key_type"] for o in orders if o["source"] in ("tmall", "jd")}
 
-    customers = _rows(lake, "silver", "customers")
-    # test orders and 刷单 stay in silver.orders, flagged, and make no customer
-    genuine = [o for o in identified if not o["is_test"] and not o["is_fake"]]
-    assert len(customers) == len({o["customer_key"] for o in genuine})
+    # One-ID gave every identified genuine order a customer; test orders and 刷单 stay in
+    # silver.orders, flagged, and are no one's history
+    one_id_of = {
+        r["record_key"]: r["one_id"]
+        for r in _rows(lake, "silver", "identity_records")
+        if r["rule"] == "order_buyer"
+    }
+    genuine = [
+        o
+        for o in identified
+        if not o["is_test"] and not o["is_fake"] and one_id_of.get(f"{o['source']}|{o['order_id']}")
+    ]
+    assert len(genuine) > len(identified) / 2
+    customers = {c["one_id"] for c in _rows(lake, "silver", "customers")}
 
-    c360 = {r["customer_key"]: r for r in _rows(lake, "gold", "customer_360")}
-    assert set(c360) == {c["customer_key"] for c in customers}
+    c360 = {r["one_id"]: r for r in _rows(lake, "gold", "customer_360")}
+    assert set(c360) == {one_id_of[f"{o['source']}|{o['order_id']}"] for o in genuine}
+    assert set(c360) <= customers
     for key, row in c360.items():
         # test and fake (刷单) orders stay in silver, flagged, and are no one's history
-        mine = [
-            o for o in orders if o["customer_key"] == key and not o["is_test"] and not o["is_fake"]
-        ]
+        mine = [o for o in genuine if one_id_of[f"{o['source']}|{o['order_id']}"] == key]
         assert row["orders_count"] == len(mine)
         assert float(row["total_amount"]) == pytest.approx(
             float(

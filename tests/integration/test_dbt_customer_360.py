@@ -20,9 +20,10 @@ pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
 AS_OF = date(2024, 6, 30)
 PAID = {"paid", "shipped", "completed"}
-A, B, C = "a" * 64, "b" * 64, "c" * 64  # customer keys (64-hex HMAC tokens)
+A, B, C = "C" + "a" * 20, "C" + "b" * 20, "C" + "c" * 20  # one_ids
 
-# order_id, source, customer_key, order_date, amount, status, phone_token
+# order_id, source, one_id (One-ID's, in silver.identity_records), order_date, amount, status,
+# phone_token
 ORDERS = [
     ("o1", "tmall", A, date(2024, 6, 1), "100.00", "paid", "pa"),
     ("o2", "jd", A, date(2024, 6, 10), "50.55", "completed", "pa"),
@@ -33,12 +34,8 @@ ORDERS = [
     ("o7", "tmall", C, date(2024, 6, 29), "10.00", "paid", "pc"),
     ("o8", "youzan", B, date(2024, 6, 20), "40.00", "pending", None),  # placed, not paid yet
 ]
-# customer_key, phone_token, first_order_date, last_order_date, sources
-CUSTOMERS = [
-    (A, "pa", date(2024, 6, 1), date(2024, 7, 2), ["tmall", "jd", "douyin"]),
-    (B, "pb", date(2024, 5, 5), date(2024, 5, 5), ["douyin"]),
-    (C, "pc", date(2024, 6, 29), date(2024, 6, 30), ["mini_program", "tmall"]),
-]
+# one_id, phone_token, member_card (silver.customers, written by One-ID)
+CUSTOMERS = [(A, "pa", "m-a"), (B, "pb", None), (C, "pc", "m-c")]
 
 
 def _write_silver(spark, settings, customers=CUSTOMERS) -> None:
@@ -48,7 +45,6 @@ def _write_silver(spark, settings, customers=CUSTOMERS) -> None:
         [
             T.StructField("order_id", T.StringType()),
             T.StructField("source", T.StringType()),
-            T.StructField("customer_key", T.StringType()),
             T.StructField("order_ts", T.TimestampType()),
             T.StructField("order_date", T.DateType()),
             T.StructField("amount", T.DecimalType(18, 2)),
@@ -62,7 +58,6 @@ def _write_silver(spark, settings, customers=CUSTOMERS) -> None:
         (
             oid,
             src,
-            key,
             datetime(day.year, day.month, day.day, 10),
             day,
             Decimal(amount),
@@ -71,23 +66,23 @@ def _write_silver(spark, settings, customers=CUSTOMERS) -> None:
             False,
             False,
         )
-        for oid, src, key, day, amount, st, ph in ORDERS
+        for oid, src, _, day, amount, st, ph in ORDERS
     ]
     overwrite(
         spark.createDataFrame(orders, orders_schema), table_path("silver", "orders", settings)
     )
-
-    customers_schema = T.StructType(
-        [
-            T.StructField("customer_key", T.StringType()),
-            T.StructField("phone_token", T.StringType()),
-            T.StructField("first_order_date", T.DateType()),
-            T.StructField("last_order_date", T.DateType()),
-            T.StructField("sources", T.ArrayType(T.StringType())),
-            T.StructField("updated_at", T.TimestampType()),
-        ]
+    records = [("order_buyer", f"{src}|{oid}", one_id) for oid, src, one_id, *_ in ORDERS]
+    overwrite(
+        spark.createDataFrame(records, "rule string, record_key string, one_id string"),
+        table_path("silver", "identity_records", settings),
     )
-    rows = [(*row, datetime(2024, 7, 3)) for row in customers]
+    customers_schema = (
+        "one_id string, phone_token string, member_card string, identifiers bigint, "
+        "one_id_since date, first_seen timestamp, last_seen timestamp"
+    )
+    rows = [
+        (*row, 2, date(2024, 1, 1), datetime(2024, 1, 1), datetime(2024, 7, 3)) for row in customers
+    ]
     overwrite(
         spark.createDataFrame(rows, customers_schema),
         table_path("silver", "customers", settings),
@@ -140,7 +135,7 @@ def test_build_publishes_customer_360_as_a_delta_table_in_the_lake(spark, lake):
     assert ("gold", "customer_360", path) in list_tables(lake)
     rows = spark.read.format("delta").load(path).collect()
 
-    actual = {row["customer_key"]: row.asDict() for row in rows}
+    actual = {row["one_id"]: row.asDict() for row in rows}
     expected = _expected(AS_OF)
     assert set(actual) == set(expected)
     for key, want in expected.items():
@@ -155,7 +150,7 @@ def test_build_publishes_customer_360_as_a_delta_table_in_the_lake(spark, lake):
 
 
 def test_failing_data_test_raises_cdp_error_naming_the_node(spark, lake):
-    _write_silver(spark, lake, customers=[*CUSTOMERS, CUSTOMERS[0]])  # duplicate customer_key
+    _write_silver(spark, lake, customers=[*CUSTOMERS, CUSTOMERS[0]])  # a one_id twice
 
-    with pytest.raises(CdpError, match="source_unique_cdp_customers_customer_key"):
+    with pytest.raises(CdpError, match="source_unique_cdp_customers_one_id"):
         run_dbt(["build", "--select", "source:cdp.customers"], spark=spark, settings=lake)

@@ -84,21 +84,23 @@ def _rows(settings, layer: str, table: str, key: tuple[str, ...]) -> list[dict]:
 def _state(settings) -> dict[str, list[dict]]:
     return {
         "silver.orders": _rows(settings, "silver", "orders", ("source", "order_id")),
-        "silver.customers": _rows(settings, "silver", "customers", ("customer_key",)),
-        "gold.customer_360": _rows(settings, "gold", "customer_360", ("customer_key",)),
+        "silver.customers": _rows(settings, "silver", "customers", ("one_id",)),
+        "gold.customer_360": _rows(settings, "gold", "customer_360", ("one_id",)),
     }
 
 
 def _run(day: date, orders: list[tuple], settings) -> dict:
     _write_bronze(settings, day, orders)
     daily.build_silver(day, settings)
+    daily.resolve_identity(day, settings)
     return daily.publish_marts(day, settings)
 
 
 def test_rerunning_an_older_day_keeps_the_latest_state(spark, lake):
     _write_bronze(lake, DAY1, DAY1_ORDERS)
     daily.build_silver(DAY1, lake)  # (day 1's marts: one dbt build less, same silver)
-    assert len(_rows(lake, "silver", "customers", ("customer_key",))) == 3
+    daily.resolve_identity(DAY1, lake)
+    assert len(_rows(lake, "silver", "customers", ("one_id",))) == 3
     assert _run(DAY2, DAY2_ORDERS, lake)["as_of"] == str(DAY2)
     latest = _state(lake)
 

@@ -324,3 +324,18 @@ def test_a_manual_merge_joins_two_profiles():
     one = _profiles(_resolve(records, operator=merged))
     assert one[("member_card", "c1")] == one[("youzan_open_id", "y1")]
     assert one[("member_card", "c2")] != one[("member_card", "c1")]
+
+
+def test_customers_and_kept_records_are_keyed_on_one_id():
+    engine = _resolve(
+        {
+            "crm": [("member_card", "c1"), ("phone", "p-old")],
+            "order": [("member_card", "c1"), ("phone", "p-new")],
+        }
+    )
+    one = _profiles(engine)[("member_card", "c1")]
+    customers = engine.arrow("customers").to_pylist()
+    assert [(c["one_id"], c["identifiers"], c["member_card"]) for c in customers] == [
+        (one, 3, "c1")
+    ]
+    assert customers[0]["identifier_types"] == "member_card,phone"

@@ -4,13 +4,12 @@ each spec's real bronze schema."""
 import hashlib
 import hmac
 import json
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
-from jobs.identity.customers import customers_from_orders
 from jobs.ingest.spec import get_spec, load_specs
 from jobs.quality import gate
 from jobs.silver.orders import (
@@ -332,25 +331,6 @@ def test_other_platforms_follow_their_spec(spark):
     )["231122-1"]  # fmt: skip
     assert (pdd.customer_key, pdd.key_type, pdd.buyer_id) == (None, "unidentified", None)
     assert pdd.status == pdd_spec.silver.status[status]
-
-
-def test_customers_from_orders(spark):
-    orders = spark.createDataFrame(
-        [
-            ("k1", "phone", "t1", date(2026, 11, 1), "tmall", datetime(2026, 11, 2)),
-            ("k1", "phone", "t1", date(2026, 11, 5), "jd", datetime(2026, 11, 6)),
-            ("k2", "tmall_open_uid", None, date(2026, 11, 3), "tmall", datetime(2026, 11, 3)),
-            (None, "unidentified", None, date(2026, 11, 3), "pdd", datetime(2026, 11, 3)),
-        ],
-        "customer_key string, key_type string, phone_token string, order_date date, "
-        "source string, updated_at timestamp",
-    )
-    rows = {r.customer_key: r for r in customers_from_orders(orders).collect()}
-    assert rows["k1"].first_order_date == date(2026, 11, 1)
-    assert rows["k1"].last_order_date == date(2026, 11, 5)
-    assert rows["k1"].sources == ["jd", "tmall"]
-    assert rows["k2"].phone_token is None
-    assert set(rows) == {"k1", "k2"}  # unidentified orders make no customer
 
 
 def test_miniprogram_prefers_phone_then_unionid_then_openid_per_app(spark):

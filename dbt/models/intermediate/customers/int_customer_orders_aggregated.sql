@@ -3,10 +3,10 @@ with
 
 orders as (
 
-    select * from {{ ref('stg_cdp__orders') }}
+    select * from {{ ref('int_orders_identified') }}
     where order_date <= {{ as_of_date() }}
-        -- orders nobody can be identified on yet (no usable phone, no buyer id) wait for One-ID
-        and customer_key is not null
+        -- orders One-ID could give no one (no usable phone or buyer id) make no customer
+        and one_id is not null
         -- test orders (0-yuan, 测试) and 刷单 are no customer's history (silver keeps and flags them)
         and not coalesce(is_test_order, false)
         and not coalesce(is_fake_order, false)
@@ -16,7 +16,7 @@ orders as (
 customer_orders as (
 
     select
-        customer_key,
+        one_id,
 
         max(phone_token) as phone_token,
         min(order_date) as first_order_date,
@@ -37,7 +37,7 @@ customer_orders as (
         array_sort(collect_set(source)) as sources
 
     from orders
-    group by customer_key
+    group by one_id
 
 )
 

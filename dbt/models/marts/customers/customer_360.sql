@@ -15,7 +15,7 @@ customers as (
 final as (
 
     select
-        customer_orders.customer_key,
+        customer_orders.one_id,
         coalesce(customers.phone_token, customer_orders.phone_token) as phone_token,
         customer_orders.first_order_date,
         customer_orders.last_order_date,
@@ -34,7 +34,7 @@ final as (
 
     from customer_orders
     left join customers
-        on customer_orders.customer_key = customers.customer_key
+        on customer_orders.one_id = customers.one_id
 
 )
 

@@ -11,7 +11,6 @@ renamed as (
     select
         -- ids
         cast(order_id as string) as order_id,
-        cast(customer_key as string) as customer_key,
         cast(phone_token as string) as phone_token,
 
         -- strings
