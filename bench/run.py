@@ -222,6 +222,93 @@ def bench_silver(days_: list[date]) -> dict:
     }
 
 
+def bench_identity(days_: list[date]) -> dict:
+    """One-ID over every silver table of the world (a full run from no identity tables), beside,
+    in the same run, the single-machine floor (scipy's connected components of the same
+    record-identifier edges, numbered by DuckDB, in memory) and the distributed algorithm
+    GraphFrames uses (large-star / small-star, here in plain Spark: the GraphFrames jar for
+    Spark 4 is not served by Maven Central) on the same edges."""
+    from jobs.common import lake
+    from jobs.common.settings import get_settings
+    from jobs.common.spark import get_spark
+    from jobs.identity import graph
+    from jobs.identity.components import components_distributed
+    from jobs.identity.controls import add_blocks, read_block_file
+    from jobs.identity.engine import DuckEngine
+    from jobs.identity.registry import load_registry
+    from jobs.identity.run import TABLES, rule_columns, rule_tables, run_identity
+    from jobs.simulator.run import STORE_DEVICES
+
+    settings = get_settings()
+    if not lake.is_delta(lake.table_path("silver", "orders", settings)):
+        from jobs import daily
+
+        prepare_bronze(days_)
+        for d in days_:
+            daily.build_silver(d, settings)
+    devices = Path(settings.landing_root) / STORE_DEVICES
+    if devices.is_file():
+        add_blocks(read_block_file(devices), settings)
+    for name in TABLES:  # a full run: no earlier identity
+        shutil.rmtree(lake.table_path("silver", name, settings), ignore_errors=True)
+    started = time.perf_counter()
+    result = run_identity(days_[-1], settings)
+    ours = time.perf_counter() - started
+
+    registry = load_registry(settings.identity.registry)
+    paths = rule_tables(registry, settings)
+    engine = DuckEngine()
+    for name, path in paths.items():
+        engine.register(
+            f"t_{name}", lake.read_arrow(path, columns=rule_columns(registry, name, path))
+        )
+    graph.extract(engine, registry, set(paths))
+    engine.run(
+        "bench_edges",
+        "select distinct rule || chr(31) || record_key as sig, "
+        "identifier_type || chr(31) || identifier as node from occ",
+    )
+    n_edges = engine.count("bench_edges")
+    started = time.perf_counter()
+    engine.components("bench_edges", "bench_labels")
+    floor = time.perf_counter() - started
+    floor_components = engine.rows("select count(distinct component) from bench_labels")[0][0]
+
+    spark = get_spark("cdp-bench")
+    edges_file = Path(settings.var_dir) / "tmp" / "bench_edges.parquet"
+    engine.con.execute(f"copy bench_edges to '{edges_file}' (format parquet)")
+    frame = (
+        spark.read.parquet(str(edges_file))
+        .withColumnRenamed("sig", "src")
+        .withColumnRenamed("node", "dst")
+    )
+    started = time.perf_counter()
+    labels = components_distributed(frame)
+    distributed_components = labels.select("component").distinct().count()
+    distributed = time.perf_counter() - started
+    return {
+        "name": "identity",
+        "what": (
+            f"One-ID over every silver table: {result['occurrences']:,} identifier occurrences, "
+            f"{n_edges:,} record-identifier edges -> {result['profiles']:,} profiles "
+            f"({result['engine']} engine; a full run)"
+        ),
+        "rows": n_edges,
+        "seconds": round(ours, 2),
+        "rows_per_second": round(n_edges / ours),
+        "baseline": "scipy connected components of the same edges, in memory",
+        "baseline_rows": n_edges,
+        "baseline_seconds": round(floor, 2),
+        "baseline_rows_per_second": round(n_edges / floor),
+        "ratio_to_baseline": round(ours / floor, 2),
+        "distributed_baseline": "large-star/small-star in Spark (GraphFrames' algorithm)",
+        "distributed_seconds": round(distributed, 2),
+        "ratio_to_distributed": round(ours / distributed, 2),
+        "components": {"floor": floor_components, "distributed": distributed_components},
+        "runs": "one pass each; the floor and the distributed baseline count only the components",
+    }
+
+
 def _rows(path: str) -> int:
     from deltalake import DeltaTable
 
@@ -245,6 +332,9 @@ def write_doc(results: list[dict]) -> None:
             f"{r['baseline']}: {r['baseline_seconds']} s ({r['baseline_rows_per_second']:,} rows/s)"
         )
         ratio = f"{r['ratio_to_baseline']}"
+        if "distributed_seconds" in r:
+            floor += f"; {r['distributed_baseline']}: {r['distributed_seconds']} s"
+            ratio += f" (to the distributed baseline {r['ratio_to_distributed']})"
         if "increment_seconds" in r:
             ours += f"; one day's increment {r['increment_seconds']} s"
             floor += f"; one day {r['baseline_increment_seconds']} s"
@@ -267,7 +357,9 @@ def main() -> None:
     parser.add_argument("--customers", type=int, default=1_000_000)
     parser.add_argument("--days", type=int, default=2)
     parser.add_argument(
-        "--only", choices=["ingest", "silver"], help="one kind of benchmark (default: all)"
+        "--only",
+        choices=["ingest", "silver", "identity"],
+        help="one kind of benchmark (default: all)",
     )
     parser.add_argument(
         "--workdir",
@@ -284,15 +376,17 @@ def main() -> None:
     days_ = [end - timedelta(days=offset) for offset in range(args.days)][::-1]
     try:
         _isolated(tmp)
-        silver = args.only in (None, "silver") or args.prepare
+        silver = args.only in (None, "silver", "identity") or args.prepare
         world = _world(tmp, args.customers, args.days, end, every_source=silver)
         print(f"simulated {args.customers:,} customers x {args.days} days in {world['seconds']} s")
         if args.prepare:
             prepare_bronze(days_)
             return
-        results = [] if args.only == "silver" else [bench_ingest(g, days_) for g in GROUPS]
-        if silver:
+        results = [bench_ingest(g, days_) for g in GROUPS] if args.only in (None, "ingest") else []
+        if args.only in (None, "silver"):
             results.append(bench_silver(days_))
+        if args.only in (None, "identity"):
+            results.append(bench_identity(days_))
         for r in results:
             r["world"] = {"customers": args.customers, "days": args.days, **world}
     finally:

@@ -101,14 +101,42 @@ class DuckEngine:
             self.con.execute(f"drop {kind} {name}")
 
     def components(self, edges: str, out: str) -> None:
-        from jobs.identity.components import components_in_memory
+        """DuckDB numbers the vertices (a hash join, not a sort of strings in Python) and scipy
+        labels the integer graph; each vertex's component is named by one of its vertices."""
+        import numpy as np
+        import pyarrow as pa
+        from scipy.sparse import coo_matrix
+        from scipy.sparse.csgraph import connected_components as scipy_components
 
-        labels = components_in_memory(self._table(f"select sig as src, node as dst from {edges}"))
-        self.con.register(f"_cc_{out}", labels)
-        self.con.execute(
-            f"create or replace table {out} as select node as vertex, component from _cc_{out}"
+        self.run(
+            "_vertex",
+            f"select x, cast(row_number() over () - 1 as bigint) as id from "
+            f"(select sig as x from {edges} union select node from {edges}) v",
         )
-        self.con.unregister(f"_cc_{out}")
+        n = self.count("_vertex")
+        if n == 0:
+            self.empty(out, "vertex string, component string")
+            return
+        pairs = self._table(
+            f"select a.id as src, b.id as dst from {edges} e "
+            "join _vertex a on a.x = e.sig join _vertex b on b.x = e.node"
+        )
+        src = pairs.column("src").to_numpy()
+        dst = pairs.column("dst").to_numpy()
+        del pairs
+        matrix = coo_matrix((np.ones(len(src), dtype=np.int8), (src, dst)), shape=(n, n))
+        del src, dst
+        _, component_of = scipy_components(matrix, directed=False)
+        del matrix
+        first = np.full(component_of.max() + 1, n, dtype=np.int64)
+        np.minimum.at(first, component_of, np.arange(n))
+        self.con.register("_labels", pa.table({"id": np.arange(n), "cid": first[component_of]}))
+        self.run(
+            out,
+            "select v.x as vertex, c.x as component from _labels l "
+            "join _vertex v on v.id = l.id join _vertex c on c.id = l.cid",
+        )
+        self.con.unregister("_labels")
 
     def count(self, name: str) -> int:
         return self.con.execute(f"select count(*) from {name}").fetchall()[0][0]

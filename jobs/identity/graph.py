@@ -30,6 +30,7 @@ from __future__ import annotations
 import re
 
 from jobs.common.errors import CdpError
+from jobs.common.progress import track
 from jobs.identity.engine import Engine, quote
 from jobs.identity.registry import Registry, Rule, RuleId
 
@@ -142,6 +143,15 @@ def block(engine: Engine, registry: Registry, hmac_key: bytes, controls: list[tu
         "join listed l on l.identifier_type = o.identifier_type and l.identifier = o.identifier"
     ]
     for kind, spec in registry.types.items():
+        for rule, limit in spec.blocked.max_daily_records.items():
+            parts.append(
+                f"select distinct identifier_type, identifier, "
+                f"{quote(f'on more than {limit} {rule} records in one day (registry)')} "
+                f"as reason from (select identifier_type, identifier, cast(seen_at as date) as d "
+                f"from occ where identifier_type = {quote(kind)} and rule = {quote(rule)} "
+                f"group by identifier_type, identifier, cast(seen_at as date) "
+                f"having count(distinct record_key) > {int(limit)}) busy"
+            )
         for pattern in spec.blocked.patterns:
             parts.append(
                 f"select distinct identifier_type, identifier, "
@@ -247,9 +257,9 @@ def build(engine: Engine, registry: Registry, apart: list[tuple[str, str, str, s
     engine.empty("labels", "vertex string, component string")
     engine.empty("refused", "node string, reason string, profiles bigint")
     present = {r[0] for r in engine.rows("select distinct identifier_type from nodes")}
-    for kind, spec in registry.types.items():
-        if kind in present and not spec.evidence:
-            _stage(engine, registry, kind)
+    stages = [k for k, spec in registry.types.items() if k in present and not spec.evidence]
+    for kind in track(stages, "identity graph: identifier types joined"):
+        _stage(engine, registry, kind)
     engine.run(
         "refused",
         "select r.node, n.identifier_type, n.identifier, r.reason, r.profiles "

@@ -36,6 +36,9 @@ class Blocked(_Strict):
     # Blocked too when a record carries it with a blocked value of these types: an install id
     # lives on one device, so a shared device's anonymous id is shared with it.
     with_types: tuple[str, ...] = ()
+    # Blocked when it is on more than N records of a rule in one day (rule -> N): a phone on
+    # dozens of a day's orders is a shop's or a clerk's, typed in for walk-in customers.
+    max_daily_records: dict[str, int] = Field(default_factory=dict)
 
 
 class IdentifierType(_Strict):
@@ -122,6 +125,13 @@ class Registry(_Strict):
             unknown = sorted(set(spec.guards) - set(self.types))
             if unknown:
                 raise ValueError(f"type {name}: guards names unknown {unknown}")
+            unknown_rules = sorted(
+                set(spec.blocked.max_daily_records) - {r.name for r in self.rules}
+            )
+            if unknown_rules:
+                raise ValueError(
+                    f"type {name}: max_daily_records names unknown rules {unknown_rules}"
+                )
             unknown = sorted(set(spec.blocked.with_types) - set(self.types))
             if unknown:
                 raise ValueError(f"type {name}: blocked.with_types names unknown {unknown}")

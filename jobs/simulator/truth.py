@@ -192,7 +192,7 @@ class TruthBook:
         con = duckdb.connect()
         # Bounded, whatever the world's size: DuckDB spills to the work folder beyond this.
         con.execute(f"set temp_directory='{work / 'duck'}'")
-        con.execute("set memory_limit='256MB'")
+        con.execute("set memory_limit='2GB'")
         con.execute("set threads=2")
         con.execute("set preserve_insertion_order=false")
 

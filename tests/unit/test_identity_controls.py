@@ -63,3 +63,15 @@ def test_pairs_persist_and_two_member_cards_cannot_be_merged(lake):
     ]
     with pytest.raises(CdpError, match="two member_card values are two people"):
         add_pair("merge", ("member_card", "c1"), ("member_card", "c2"), "", lake)
+
+
+def test_a_phone_on_more_than_ten_of_a_days_orders_is_a_shops():
+    engine = DuckEngine()
+    columns = ("rule", "record_key", "seen_at", "identifier_type", "namespace", "identifier")
+    rows = [("order_buyer", f"pos|{i}", T, "phone", None, "clerk") for i in range(11)]
+    rows += [("order_buyer", f"pos|c{i}", T, "phone", None, "customer") for i in range(10)]
+    rows += [("event", f"e{i}", T, "phone", None, "customer") for i in range(5)]  # not orders
+    engine.register("occ", pa.Table.from_pylist([dict(zip(columns, r, strict=True)) for r in rows]))
+    graph.block(engine, load_registry(), b"k")
+    got = {(r["identifier"], r["reason"]) for r in engine.arrow("blocked").to_pylist()}
+    assert got == {("clerk", "on more than 10 order_buyer records in one day (registry)")}
