@@ -544,33 +544,32 @@ def identity_block(
     console.print(f"{n} value(s) blocked; `cdp identity run` applies them")
 
 
-@identity_app.command("split")
-def identity_split(
-    first: Annotated[str, typer.Argument(help="TYPE:VALUE, e.g. member_card:8001")],
-    second: Annotated[str, typer.Argument(help="TYPE:VALUE that must not share its profile")],
-    reason: Annotated[str, typer.Option(help="Why (kept with the control).")] = "",
-):
-    """Never put two identifiers in one profile again (the never-merge list); the next run
-    refuses whatever joined them."""
+def _pair_control(kind: str, first: str, second: str, reason: str, done: str) -> None:
     from jobs.identity.controls import add_pair
     from jobs.identity.explain import parse_identifier
 
-    add_pair("never_merge", parse_identifier(first), parse_identifier(second), reason)
-    console.print(f"{first} and {second} never merge; `cdp identity run` splits them")
+    add_pair(kind, parse_identifier(first), parse_identifier(second), reason)
+    console.print(f"{first} and {second} {done}")
+
+
+FirstId = Annotated[str, typer.Argument(help="TYPE:VALUE, e.g. member_card:8001")]
+SecondId = Annotated[str, typer.Argument(help="TYPE:VALUE")]
+ReasonOpt = Annotated[str, typer.Option(help="Why (kept with the control).")]
+
+
+@identity_app.command("split")
+def identity_split(first: FirstId, second: SecondId, reason: ReasonOpt = ""):
+    """Never put two identifiers in one profile again (the never-merge list); the next run
+    refuses whatever joined them."""
+    _pair_control(
+        "never_merge", first, second, reason, "never merge; `cdp identity run` splits them"
+    )
 
 
 @identity_app.command("merge")
-def identity_merge(
-    first: Annotated[str, typer.Argument(help="TYPE:VALUE")],
-    second: Annotated[str, typer.Argument(help="TYPE:VALUE of the same person")],
-    reason: Annotated[str, typer.Option(help="Why (kept with the control).")] = "",
-):
+def identity_merge(first: FirstId, second: SecondId, reason: ReasonOpt = ""):
     """Declare two identifiers one person (a manual merge, within the registry's limits)."""
-    from jobs.identity.controls import add_pair
-    from jobs.identity.explain import parse_identifier
-
-    add_pair("merge", parse_identifier(first), parse_identifier(second), reason)
-    console.print(f"{first} and {second} are one person; `cdp identity run` merges them")
+    _pair_control("merge", first, second, reason, "are one person; `cdp identity run` merges them")
 
 
 @identity_app.command("controls")

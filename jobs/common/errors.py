@@ -11,3 +11,15 @@ class QualityGateFailed(CdpError):
 
 class ReconciliationError(CdpError):
     """Rows read != rows written + rows quarantined for a batch."""
+
+
+def validation_problems(exc: Exception, prefix: str = "", empty: str = "") -> str:
+    """A pydantic ValidationError as one line: `loc.path: message; ...`, each path after
+    `prefix` (`silver.` for a spec's silver section); a problem of the whole document is named
+    `empty`, or given alone."""
+
+    def line(error: dict) -> str:
+        path = prefix + ".".join(str(p) for p in error["loc"]) if error["loc"] else empty
+        return f"{path}: {error['msg']}" if path else error["msg"]
+
+    return "; ".join(line(e) for e in exc.errors())  # type: ignore[attr-defined]

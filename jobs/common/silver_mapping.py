@@ -162,7 +162,7 @@ def parse_silver(
     it names a bronze field not in `known_fields` (the spec's mapped fields)."""
     from pydantic import ValidationError
 
-    from jobs.common.errors import CdpError
+    from jobs.common.errors import CdpError, validation_problems
 
     if not raw:
         return None
@@ -171,10 +171,7 @@ def parse_silver(
     try:
         mapping = SilverMapping.model_validate(raw)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"silver.{'.'.join(str(p) for p in e['loc'])}: {e['msg']}".replace("silver.: ", "")
-            for e in exc.errors()
-        )
+        problems = validation_problems(exc, prefix="silver.")
         raise CdpError(f"{where}: invalid silver mapping: {problems}") from exc
     if known_fields is not None:
         missing = sorted(mapping.bronze_fields() - set(known_fields))

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from jobs.common import lake
-from jobs.common.errors import CdpError
+from jobs.common.errors import CdpError, validation_problems
 from jobs.common.settings import Settings, get_settings
 from jobs.common.yamlio import load_yaml
 from jobs.identity.engine import SparkEngine
@@ -46,10 +46,7 @@ def load_mapping(path: Path | str | None = None) -> TruthMapping:
     try:
         return TruthMapping.model_validate(load_yaml(path))
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
-        )
-        raise CdpError(f"{path}: {problems}") from exc
+        raise CdpError(f"{path}: {validation_problems(exc, empty='mapping')}") from exc
 
 
 def evaluate_lake(

@@ -16,7 +16,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from jobs.common.errors import CdpError
+from jobs.common.errors import CdpError, validation_problems
 from jobs.common.yamlio import load_yaml
 
 REGISTRY_FILE = Path(__file__).parent / "registry.yaml"
@@ -194,7 +194,4 @@ def load_registry(path: Path | str | None = None) -> Registry:
     try:
         return Registry.model_validate(raw)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or 'registry'}: {e['msg']}" for e in exc.errors()
-        )
-        raise CdpError(f"{path}: {problems}") from exc
+        raise CdpError(f"{path}: {validation_problems(exc, empty='registry')}") from exc

@@ -25,7 +25,7 @@ from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from jobs.common.errors import CdpError
+from jobs.common.errors import CdpError, validation_problems
 from jobs.common.yamlio import load_yaml
 
 RULES_FILE = Path(__file__).parent / "order_flags.yaml"
@@ -86,10 +86,7 @@ def parse_rules(raw: dict, where: str = str(RULES_FILE)) -> FlagRules:
     try:
         return FlagRules.model_validate(raw)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
-        )
-        raise CdpError(f"{where}: invalid order flag rules: {problems}") from exc
+        raise CdpError(f"{where}: invalid order flag rules: {validation_problems(exc)}") from exc
 
 
 @cache
