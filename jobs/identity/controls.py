@@ -39,8 +39,8 @@ def add_pair(
     kind: str, a: tuple[str, str], b: tuple[str, str], reason: str, settings: Settings | None = None
 ) -> int:
     """A never_merge or merge control between identifiers a and b (type, value)."""
-    if kind not in ("never_merge", "merge"):
-        raise CdpError(f"unknown pair control {kind!r}")
+    if kind not in KINDS[1:]:
+        raise CdpError(f"unknown pair control {kind!r}; expected one of {', '.join(KINDS[1:])}")
     if a == b:
         raise CdpError(f"{a[0]} {a[1]} and itself: give two different identifiers")
     if kind == "merge" and a[0] == b[0]:
@@ -59,6 +59,8 @@ def add_pair(
 def _add(kind: str, rows: list[tuple[str, str, str, str, str]], settings: Settings | None) -> int:
     import pyarrow as pa
 
+    if kind not in KINDS:
+        raise CdpError(f"unknown identity control {kind!r}; expected one of {', '.join(KINDS)}")
     from jobs.identity.registry import load_registry
 
     settings = settings or get_settings()

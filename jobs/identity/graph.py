@@ -257,7 +257,7 @@ def build(engine: Engine, registry: Registry, apart: list[tuple[str, str, str, s
     engine.empty("labels", "vertex string, component string")
     engine.empty("refused", "node string, reason string, profiles bigint")
     present = {r[0] for r in engine.rows("select distinct identifier_type from nodes")}
-    stages = [k for k, spec in registry.types.items() if k in present and not spec.evidence]
+    stages = [k for k in registry.priority if k in present and not registry.types[k].evidence]
     for kind in track(stages, "identity graph: identifier types joined"):
         _stage(engine, registry, kind)
     engine.run(

@@ -22,19 +22,6 @@ from datetime import date
 from jobs.identity.engine import Engine, quote
 from jobs.identity.graph import NODE
 
-MAP_COLUMNS = (
-    "one_id",
-    "identifier_type",
-    "identifier",
-    "namespace",
-    "first_seen",
-    "last_seen",
-    "records",
-    "one_id_since",
-)
-UPDATE_COLUMNS = ("change", "old_one_id", "new_one_id", "rule", "reason")
-CHANGES = ("merge", "split", "retire")
-
 
 def _one_id(engine: Engine, seed: str) -> str:
     return f"'C' || substr({engine.sha(seed)}, 1, 20)"

@@ -155,8 +155,14 @@ class Registry(_Strict):
 
     @cached_property
     def priority(self) -> dict[str, int]:
-        """Identifier type -> its rank (0 is the most trusted): the order types join the graph."""
-        return {name: i for i, name in enumerate(self.types)}
+        """Identifier type -> its rank (0 is the most trusted): high trust before medium, then
+        the file's order. Types join the graph in it, and a profile is named after (anchored on)
+        its first identifier in it."""
+        trust = {"high": 0, "medium": 1}
+        ordered = sorted(
+            self.types, key=lambda k: (trust[self.types[k].trust], list(self.types).index(k))
+        )
+        return {name: i for i, name in enumerate(ordered)}
 
     def blocked_values(self, hmac_key: bytes) -> dict[str, set[str]]:
         """Type -> the exact values never used, as stored (tokens for token types)."""

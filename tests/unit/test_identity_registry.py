@@ -49,3 +49,14 @@ def test_junk_phones_are_blocked_as_silver_tokens_them(spark):
     )
     assert spark_value == token(key, "phone", "+8613800138000")
     assert spark_value in blocked
+
+
+def test_trust_orders_the_types_before_the_files_order(tmp_path):
+    path = tmp_path / "registry.yaml"
+    path.write_text(
+        "types:\n  phone: {trust: medium, max_per_profile: 3}\n"
+        "  member_card: {trust: high, max_per_profile: 1}\n"
+        "  device_id: {trust: medium, max_per_profile: 9}\nrules: []\n",
+        encoding="utf-8",
+    )
+    assert load_registry(path).priority == {"member_card": 0, "phone": 1, "device_id": 2}
