@@ -69,50 +69,53 @@ def explain(
     """The profile of `subject` (a one_id or TYPE:VALUE) and, with `other`, the path of edges
     joining the two identifiers (each hop: from, to, rule, records)."""
     settings = settings or get_settings()
-    idmap = _table(settings, "identity_map")
     if ONE_ID.match(subject):
-        one_id = subject
-        start = None
+        one_id, start = subject, None
     else:
         start = parse_identifier(subject)
-        one_id = _one_id_of(idmap, start)
-    held = [r for r in idmap if r["one_id"] == one_id]
+        one_id = _one_id_of(settings, start)
+    held = _rows(settings, "identity_map", f"one_id = {lake.sql_literal(one_id)}")
     if not held:
         raise CdpError(f"no profile {one_id} in silver.identity_map")
-    edges = [e for e in _table(settings, "identity_edges") if e["one_id"] == one_id]
-    blocked_path = lake.table_path("silver", "identity_blocked", settings)
+    edges = _rows(settings, "identity_edges", f"one_id = {lake.sql_literal(one_id)}")
     blocked = []
-    if start is not None and lake.is_delta(blocked_path):
-        blocked = [
-            r
-            for r in lake.read_arrow(blocked_path).to_pylist()
-            if (r["identifier_type"], r["identifier"]) == start
-        ]
+    if start is not None and lake.is_delta(lake.table_path("silver", "identity_blocked", settings)):
+        blocked = _rows(settings, "identity_blocked", _is(start))
     out = Explanation(one_id, held, edges, blocked=blocked)
     if other is not None:
         if start is None:
             raise CdpError("a path needs two identifiers (TYPE:VALUE TYPE:VALUE), not a one_id")
         end = parse_identifier(other)
-        if _one_id_of(idmap, end) != one_id:
-            raise CdpError(
-                f"{other} is in another profile ({_one_id_of(idmap, end)}), not {one_id}"
-            )
+        other_id = _one_id_of(settings, end)
+        if other_id != one_id:
+            raise CdpError(f"{other} is in another profile ({other_id}), not {one_id}")
         out.path = _path(edges, start, end)
     return out
 
 
-def _table(settings: Settings, name: str) -> list[dict]:
+def _is(node: tuple[str, str]) -> str:
+    return (
+        f"identifier_type = {lake.sql_literal(node[0])} "
+        f"AND identifier = {lake.sql_literal(node[1])}"
+    )
+
+
+def _rows(settings: Settings, name: str, where: str) -> list[dict]:
+    """The rows of a silver identity table matching `where`, filtered by delta-rs (a profile's
+    rows, not the whole map of a million people)."""
     path = lake.table_path("silver", name, settings)
     if not lake.is_delta(path):
         raise CdpError(f"no silver.{name} yet: run `cdp identity run` first")
-    return lake.read_arrow(path).to_pylist()
+    return lake.read_arrow(path, where).to_pylist()
 
 
-def _one_id_of(idmap: list[dict], node: tuple[str, str]) -> str:
-    for r in idmap:
-        if (r["identifier_type"], r["identifier"]) == node:
-            return r["one_id"]
-    raise CdpError(f"{node[0]} {node[1]} is in no profile (never seen, or blocked: see explain)")
+def _one_id_of(settings: Settings, node: tuple[str, str]) -> str:
+    rows = _rows(settings, "identity_map", _is(node))
+    if not rows:
+        raise CdpError(
+            f"{node[0]} {node[1]} is in no profile (never seen, or blocked: see explain)"
+        )
+    return rows[0]["one_id"]
 
 
 def _path(edges: list[dict], start: tuple[str, str], end: tuple[str, str]) -> list[dict]:

@@ -27,17 +27,15 @@ refused (node, identifier_type, identifier, reason, profiles).
 
 from __future__ import annotations
 
-import re
-
 from jobs.common.errors import CdpError
 from jobs.common.progress import track
 from jobs.identity.engine import Engine, quote
 from jobs.identity.registry import Registry, Rule, RuleId
 
 SIG = "#"  # signature vertex ids start with it (node ids start with a type name)
-NODE = "identifier_type || chr(31) || identifier"  # a node id: type, unit separator, value
+SEP = "\x1f"  # a node id is its type, the unit separator (chr(31)), its value
+NODE = "identifier_type || chr(31) || identifier"
 MAX_JOINT_ROUNDS = 20  # each round refuses at least one value; more is a broken input
-_COLUMN = re.compile(r"^\w+$")
 
 
 # --- extraction -----------------------------------------------------------------------------
@@ -58,11 +56,7 @@ def extract(engine: Engine, registry: Registry, tables: set[str]) -> bool:
 def _rule_sql(engine: Engine, rule: Rule, registry: Registry) -> str:
     source = f"t_{rule.table}"
     columns = engine.columns(source)
-    needed = {*rule.record, rule.seen}
-    for rule_id in rule.ids:
-        needed |= {rule_id.column, rule_id.type_from, rule_id.namespace} - {None}
-        needed |= set(re.findall(r"[A-Za-z_]\w*", rule_id.when or "")) & set(columns)
-    missing = sorted(needed - set(columns))
+    missing = sorted(rule.named_columns() - set(columns))
     if missing:
         raise CdpError(
             f"identity rule {rule.name}: silver.{rule.table} has no column(s) {', '.join(missing)}"
@@ -199,13 +193,13 @@ def build(engine: Engine, registry: Registry, apart: list[tuple[str, str, str, s
     engine.small(
         "apart",
         ("a", "b"),
-        [(f"{t1}\x1f{v1}", f"{t2}\x1f{v2}") for t1, v1, t2, v2 in apart],
+        [(f"{t1}{SEP}{v1}", f"{t2}{SEP}{v2}") for t1, v1, t2, v2 in apart],
     )
     evidence_types = [k for k, spec in registry.types.items() if spec.evidence] or ["-"]
     listed = ", ".join(quote(k) for k in evidence_types)
     engine.run(
         "kept",
-        "select o.*, o.identifier_type || chr(31) || o.identifier as node from occ o "
+        f"select o.* from (select *, {NODE} as node from occ) o "
         "left join blocked b on b.identifier_type = o.identifier_type "
         f"and b.identifier = o.identifier where b.identifier is null "
         f"and o.identifier_type not in ({listed})",
@@ -236,9 +230,9 @@ def build(engine: Engine, registry: Registry, apart: list[tuple[str, str, str, s
     )
     engine.small(
         "limits",
-        ("identifier_type", "max_per_profile", "max_profiles", "per_namespace", "priority"),
+        ("identifier_type", "max_per_profile", "per_namespace", "priority"),
         [
-            (k, s.max_per_profile, s.max_profiles or 0, int(s.per_namespace), registry.priority[k])
+            (k, s.max_per_profile, int(s.per_namespace), registry.priority[k])
             for k, s in registry.types.items()
         ],
     )

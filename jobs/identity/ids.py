@@ -141,8 +141,7 @@ def edges_out(engine: Engine) -> None:
         """
         select sig, node, first_value(node) over (partition by sig order by priority, node)
                as from_node
-        from (select e.sig, e.node, l.priority from edges e join nodes n on n.node = e.node
-              join limits l on l.identifier_type = n.identifier_type) t
+        from (select e.sig, e.node, h.priority from edges e join held h on h.node = e.node) t
         """,
     )
     engine.run(

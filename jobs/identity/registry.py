@@ -102,6 +102,18 @@ class Rule(_Strict):
     # the marts read by one_id; not events, which resolve through identity_map).
     keep_records: bool = False
 
+    def named_columns(self) -> set[str]:
+        """The columns the rule names: its record, time and id columns (all required)."""
+        named = {*self.record, self.seen}
+        for rule_id in self.ids:
+            named |= {rule_id.column, rule_id.type_from, rule_id.namespace} - {None}
+        return named
+
+    def mentioned_words(self) -> set[str]:
+        """Every word of its `where` and `when` conditions: the columns among them are read."""
+        text = " ".join([self.where or "", *(i.when or "" for i in self.ids)])
+        return set(re.findall(r"[A-Za-z_]\w*", text))
+
 
 class Registry(_Strict):
     types: dict[str, IdentifierType]

@@ -20,7 +20,6 @@ of silver each time; the daily delta (only the profiles a day's records touch) i
 
 from __future__ import annotations
 
-import re
 import time
 from dataclasses import dataclass
 from datetime import date
@@ -69,13 +68,8 @@ def rule_columns(registry: Registry, table: str, path: str) -> list[str]:
     present = DeltaTable(path).schema().to_arrow().names
     wanted: set[str] = set()
     for rule in registry.rules:
-        if rule.table != table:
-            continue
-        wanted |= {*rule.record, rule.seen}
-        wanted |= set(re.findall(r"[A-Za-z_]\w*", rule.where or ""))
-        for rule_id in rule.ids:
-            wanted |= {rule_id.column, rule_id.type_from, rule_id.namespace} - {None}
-            wanted |= set(re.findall(r"[A-Za-z_]\w*", rule_id.when or ""))
+        if rule.table == table:
+            wanted |= rule.named_columns() | rule.mentioned_words()
     return [c for c in present if c in wanted]
 
 
