@@ -634,6 +634,15 @@ def identity_explain(
             ],
             title="edges",
         )
+    if e.matches:
+        print_rows(
+            ["record", "record", "match probability", "fields (level: higher agrees more)"],
+            [
+                (m["record_l"], m["record_r"], f"{m['match_probability']:.4f}", m["levels"])
+                for m in e.matches
+            ],
+            title="probabilistic matches (silver.identity_matches)",
+        )
     for b in e.blocked:
         console.print(f"refused as a merge key: {b['reason']}")
 
@@ -670,13 +679,21 @@ def identity_evaluate(
     json_out: Annotated[
         Path | None, typer.Option("--json", help="Also write the report as JSON here.")
     ] = None,
+    datasets: Annotated[
+        str | None,
+        typer.Option(
+            help="Only pairs within these labeled datasets, comma-separated "
+            "(e.g. crm.members,pos.members: the member lists)."
+        ),
+    ] = None,
 ):
     """Pairwise precision, recall and F1 of silver.identity_map against labeled records."""
     import json
 
     from jobs.identity.labeled import evaluate_lake
 
-    report = evaluate_lake(truth, mapping)
+    scope = tuple(d.strip() for d in (datasets or "").split(",") if d.strip())
+    report = evaluate_lake(truth, mapping, datasets=scope)
     for line in report.render():
         console.print(escape(line))
     if json_out is not None:

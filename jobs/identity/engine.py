@@ -178,6 +178,10 @@ class SparkEngine:
         self.frames: dict[str, DataFrame] = {}
 
     def register(self, name: str, data: object) -> None:
+        import pyarrow as pa
+
+        if isinstance(data, pa.Table):  # a small table made in this process
+            data = self.spark.createDataFrame(data)
         self.frames[name] = data  # a DataFrame
         data.createOrReplaceTempView(name)
 

@@ -214,9 +214,11 @@ def evaluate(
     worst: int = WORST,
     memory_limit: str = MEMORY_LIMIT,
     temp_directory: Path | None = None,
+    datasets: tuple[str, ...] = (),
 ) -> EvaluationReport:
     """Score `resolved` (dataset, record_id, one_id; one row per record, one_id null for a record
-    that got none) against `truth_dir/records.csv`.
+    that got none) against `truth_dir/records.csv`; only the pairs of records of `datasets`
+    when given (the two member lists, say).
 
     DuckDB stays within `memory_limit`, spilling to `temp_directory` (a fresh temporary folder,
     removed afterwards, when None). Raises ValueError when a column is missing or a record has
@@ -233,7 +235,7 @@ def evaluate(
             con.register("resolved_input", resolved)
             truth_rows = _truth_rows(Path(truth_dir) / "records.csv")
             con.register("truth_input", truth_rows)
-            return _report(con, worst)
+            return _report(con, worst, datasets)
         finally:
             con.close()
 
@@ -273,9 +275,13 @@ def _truth_rows(path: Path) -> pa.RecordBatchReader:
     return pa.RecordBatchReader.from_batches(schema, numbered())
 
 
-def _report(con: duckdb.DuckDBPyConnection, worst: int) -> EvaluationReport:
+def _report(
+    con: duckdb.DuckDBPyConnection, worst: int, datasets: tuple[str, ...] = ()
+) -> EvaluationReport:
     con.execute("create temp macro pairs(n) as n::bigint * (n::bigint - 1) // 2")
-    con.execute("create table truth_rows as select * from truth_input")
+    con.execute(
+        f"create table truth_rows as select * from truth_input where {_in('dataset', datasets)}"
+    )
     con.execute(
         """
         create table evaluated as  -- one row per record that reached bronze and is someone's
@@ -330,7 +336,8 @@ def _report(con: duckdb.DuckDBPyConnection, worst: int) -> EvaluationReport:
                                                                 'spoiled'))"""
     )
     (not_in_truth,) = one(
-        "select count(*) from resolved_one r anti join evaluated e using (dataset, record_id)"
+        "select count(*) from resolved_one r anti join evaluated e using (dataset, record_id) "
+        f"where {_in('r.dataset', datasets)}"
     )
     (fuzzy_pairs,) = one(_fuzzy_pairs("person_id", "true"))
     (fuzzy_found,) = one(_fuzzy_pairs("person_id, one_id", "one_id is not null"))
@@ -365,6 +372,13 @@ def _report(con: duckdb.DuckDBPyConnection, worst: int) -> EvaluationReport:
         worst_over_merged=_worst_over_merged(con, worst),
         worst_under_merged=_worst_under_merged(con, worst),
     )
+
+
+def _in(column: str, values: tuple[str, ...]) -> str:
+    """SQL: `column` is one of `values` (true when there are none)."""
+    if not values:
+        return "true"
+    return f"{column} in ({', '.join(_literal(v) for v in values)})"
 
 
 # (group keys, filter) of each kind of pair: records in one group are pairwise of that kind.

@@ -61,6 +61,7 @@ class Explanation:
     edges: list[dict] = field(default_factory=list)
     path: list[dict] | None = None  # hops from the first identifier to the second
     blocked: list[dict] = field(default_factory=list)
+    matches: list[dict] = field(default_factory=list)  # probabilistic pairs behind its clusters
 
 
 def explain(
@@ -81,7 +82,7 @@ def explain(
     blocked = []
     if start is not None and lake.is_delta(lake.table_path("silver", "identity_blocked", settings)):
         blocked = _rows(settings, "identity_blocked", _is(start))
-    out = Explanation(one_id, held, edges, blocked=blocked)
+    out = Explanation(one_id, held, edges, blocked=blocked, matches=_matches(settings, held))
     if other is not None:
         if start is None:
             raise CdpError("a path needs two identifiers (TYPE:VALUE TYPE:VALUE), not a one_id")
@@ -91,6 +92,19 @@ def explain(
             raise CdpError(f"{other} is in another profile ({other_id}), not {one_id}")
         out.path = _path(edges, start, end)
     return out
+
+
+def _matches(settings: Settings, held: list[dict]) -> list[dict]:
+    """The identity_matches pairs of the profile's probabilistic clusters (each with its match
+    probability and how each field compared)."""
+    from jobs.identity.registry import load_registry
+
+    kinds = {m.type for m in load_registry(settings.identity.registry).matching}
+    clusters = sorted({r["identifier"] for r in held if r["identifier_type"] in kinds})
+    path = lake.table_path("silver", "identity_matches", settings)
+    if not clusters or not lake.is_delta(path):
+        return []
+    return lake.read_arrow(path, lake.sql_in("cluster", clusters)).to_pylist()
 
 
 def _is(node: tuple[str, str]) -> str:
@@ -157,6 +171,7 @@ class Diff:
 def diff(rules: Path, settings: Settings | None = None, examples: int = 10) -> Diff:
     """What the registry `rules` would change against silver.identity_map now: the merges,
     splits and retirements its run would record (a dry run: nothing is written)."""
+    from jobs.identity.matching import match
     from jobs.identity.registry import load_registry
     from jobs.identity.run import Controls, open_engine, resolve, rule_tables
 
@@ -167,6 +182,7 @@ def diff(rules: Path, settings: Settings | None = None, examples: int = 10) -> D
         raise CdpError("no silver.identity_map yet: run `cdp identity run` first")
     previous = lake.read_arrow(idmap_path)
     paths = rule_tables(registry, settings)
+    matched = match(registry, settings, paths)
     engine = open_engine(settings, registry, paths)
     resolve(
         engine,
@@ -176,6 +192,7 @@ def diff(rules: Path, settings: Settings | None = None, examples: int = 10) -> D
         date.today(),
         previous=previous,
         operator=Controls.load(settings),
+        matched=matched,
     )
     before = len({r for r in previous.column("one_id").to_pylist()})
     after = engine.rows("select count(distinct one_id) from identity_map")[0][0]

@@ -61,11 +61,7 @@ def _rule_sql(engine: Engine, rule: Rule, registry: Registry) -> str:
         raise CdpError(
             f"identity rule {rule.name}: silver.{rule.table} has no column(s) {', '.join(missing)}"
         )
-    keys = [
-        engine.epoch(c) if columns[c].startswith("timestamp") else f"cast({c} as string)"
-        for c in rule.record
-    ]
-    record_key = "concat_ws('|', " + ", ".join(f"coalesce({k}, '')" for k in keys) + ")"
+    record_key = record_key_sql(engine, rule)
     scoped = [name for name, spec in registry.types.items() if spec.scoped]
     selects = []
     for rule_id in rule.ids:
@@ -88,6 +84,17 @@ def _rule_sql(engine: Engine, rule: Rule, registry: Registry) -> str:
         f"select * from ({body}) ids_{rule.name} "
         "where identifier is not null and identifier_type is not null"
     )
+
+
+def record_key_sql(engine: Engine, rule: Rule) -> str:
+    """SQL of a record's key over `t_<table>`: its `record` columns joined by '|' (a timestamp
+    as its epoch seconds)."""
+    columns = engine.columns(f"t_{rule.table}")
+    keys = [
+        engine.epoch(c) if columns[c].startswith("timestamp") else f"cast({c} as string)"
+        for c in rule.record
+    ]
+    return "concat_ws('|', " + ", ".join(f"coalesce({k}, '')" for k in keys) + ")"
 
 
 def _blank_to_null(column: str) -> str:

@@ -50,9 +50,13 @@ def load_mapping(path: Path | str | None = None) -> TruthMapping:
 
 
 def evaluate_lake(
-    truth_dir: Path, mapping_path: Path | None = None, settings: Settings | None = None
+    truth_dir: Path,
+    mapping_path: Path | None = None,
+    settings: Settings | None = None,
+    datasets: tuple[str, ...] = (),
 ) -> EvaluationReport:
-    """One-ID as silver.identity_map holds it now, against labeled records."""
+    """One-ID as silver.identity_map holds it now, against labeled records (only the pairs
+    within `datasets` when given)."""
     from jobs.identity import graph
     from jobs.identity.evaluate import evaluate
     from jobs.identity.registry import load_registry
@@ -78,7 +82,7 @@ def evaluate_lake(
         engine.register("idmap", lake.read_arrow(idmap_path))
         record_one_ids(engine, "resolved", "idmap")
         resolved = engine.arrow("resolved")
-    return evaluate(labeled_one_ids(resolved, truth_dir, mapping), truth_dir)
+    return evaluate(labeled_one_ids(resolved, truth_dir, mapping), truth_dir, datasets=datasets)
 
 
 def labeled_one_ids(resolved, truth_dir: Path, mapping: TruthMapping):

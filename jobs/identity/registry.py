@@ -115,9 +115,70 @@ class Rule(_Strict):
         return set(re.findall(r"[A-Za-z_]\w*", text))
 
 
+class MatchField(_Strict):
+    """A value probabilistic matching compares: a column of each compared rule's table, looked
+    up in the PII vault when the column holds a token (`vault`: its kind)."""
+
+    column: str
+    vault: Literal["phone", "email", "id_card", "name", "address"] | None = None
+
+
+class Comparison(_Strict):
+    """How two records' values of a field compare (jobs/identity/matching.py builds the Splink
+    comparison): `name` exact (frequency-adjusted) / one character off / else; `date` exact /
+    day and month swapped / same day and month / else; `address` exact / Jaro-Winkler >= 0.95 /
+    same `within` field (the district) / else; `phone` exact / same `masked` field (138****1234)
+    / else; `exact` exact / else. A null on either side says nothing."""
+
+    kind: Literal["name", "date", "address", "phone", "exact"]
+    within: str | None = None  # address: the coarser field a near address falls back on
+    masked: str | None = None  # phone: the masked-number field
+
+
+class Matching(_Strict):
+    """A probabilistic rule (Fellegi-Sunter, run by Splink): records of `rules` that no shared
+    id links are compared field by field; pairs whose match probability reaches `threshold`
+    are clustered, and each cluster becomes a value of identifier type `type` on its records,
+    which the guarded graph then treats like any other id (caps and per-profile limits)."""
+
+    name: str
+    type: str
+    rules: tuple[str, ...] = Field(min_length=1)
+    fields: dict[str, MatchField] = Field(min_length=1)
+    # rule -> field -> SQL over its table: the field is null on that rule's rows where it holds
+    # (a clerk's 王女士 is no name to compare).
+    null_when: dict[str, dict[str, str]] = Field(default_factory=dict)
+    compare: dict[str, Comparison] = Field(min_length=1)
+    # Candidate pairs: records equal on every field of one of these lists (a field of kind
+    # `name` also offers `<field>__initial`, its first character; `date` `<field>__md`).
+    blocking: tuple[tuple[str, ...], ...] = Field(min_length=1)
+    # Near-certain rules estimating how often two records match, and the share of true pairs
+    # they are thought to find.
+    deterministic: tuple[tuple[str, ...], ...] = Field(min_length=1)
+    deterministic_recall: float = Field(gt=0, le=1)
+    # Expectation maximisation of the m probabilities, once per blocking list here.
+    train_on: tuple[tuple[str, ...], ...] = Field(min_length=1)
+    threshold: float = Field(ge=0.5, lt=1)
+    # Random pairs u is estimated on: enough to see two strangers share a phone (about one
+    # pair in a million), else that agreement would weigh nothing.
+    u_pairs: int = Field(default=10_000_000, ge=1000)
+    max_training_pairs: int = Field(default=1_000_000, ge=1000)  # per EM round
+
+    def derived(self) -> dict[str, str]:
+        """Blocking-only columns -> the field they derive from."""
+        out = {}
+        for field_name, comparison in self.compare.items():
+            if comparison.kind == "name":
+                out[f"{field_name}__initial"] = field_name
+            elif comparison.kind == "date":
+                out[f"{field_name}__md"] = field_name
+        return out
+
+
 class Registry(_Strict):
     types: dict[str, IdentifierType]
     rules: tuple[Rule, ...]
+    matching: tuple[Matching, ...] = ()
 
     @model_validator(mode="after")
     def _consistent(self) -> Registry:
@@ -133,6 +194,8 @@ class Registry(_Strict):
                         f"rule {rule.name}, column {rule_id.column}: unknown identifier type(s) "
                         f"{', '.join(unknown)}; the registry defines {', '.join(self.types)}"
                     )
+        for matching in self.matching:
+            _check_matching(matching, self)
         for name, spec in self.types.items():
             unknown = sorted(set(spec.guards) - set(self.types))
             if unknown:
@@ -193,6 +256,34 @@ class Registry(_Strict):
             if values:
                 out[name] = values
         return out
+
+
+def _check_matching(matching: Matching, registry: Registry) -> None:
+    where = f"matching {matching.name}"
+    if matching.type not in registry.types:
+        raise ValueError(f"{where}: unknown identifier type {matching.type}")
+    rules = {r.name for r in registry.rules}
+    unknown = sorted((set(matching.rules) | set(matching.null_when)) - rules)
+    if unknown:
+        raise ValueError(f"{where}: unknown rule(s) {', '.join(unknown)}")
+    fields = set(matching.fields)
+    named = set(matching.compare)
+    for comparison in matching.compare.values():
+        named |= {comparison.within, comparison.masked} - {None}
+    for spec in matching.null_when.values():
+        named |= set(spec)
+    unknown = sorted(named - fields)
+    if unknown:
+        raise ValueError(f"{where}: unknown field(s) {', '.join(unknown)}")
+    columns = fields | set(matching.derived())
+    for lists in (matching.blocking, matching.deterministic, matching.train_on):
+        for block in lists:
+            unknown = sorted(set(block) - columns)
+            if unknown:
+                raise ValueError(
+                    f"{where}: blocking on unknown field(s) {', '.join(unknown)}; "
+                    f"expected some of {', '.join(sorted(columns))}"
+                )
 
 
 def _junk_form(section: str, value: str) -> str:

@@ -11,6 +11,8 @@ the guarded identity graph -> stable one_ids -> the identity tables in silver.
 - `silver.identity_blocked`: the values never used as merge keys and why.
 - `silver.identity_records`: the one_id of each record of the rules that keep them (orders,
   member lists): what the marts join orders by.
+- `silver.identity_matches`: the member-list pairs probabilistic matching linked
+  (jobs/identity/matching.py), with their match probability and how each field compared.
 - `silver.customers`: one row per one_id (since when, identifiers, latest phone token, card).
 
 Where it runs (jobs/identity/engine.py): in this process on DuckDB when the rules' silver tables
@@ -27,12 +29,13 @@ from pathlib import Path
 
 from jobs.common import lake
 from jobs.common.settings import Settings, get_settings
-from jobs.identity import controls, graph, ids
+from jobs.identity import controls, graph, ids, matching
 from jobs.identity.engine import DuckEngine, Engine, SparkEngine
 from jobs.identity.registry import Registry, load_registry
 
 TABLES = (
     "identity_map",
+    "identity_matches",
     "identity_edges",
     "identity_updates",
     "identity_blocked",
@@ -122,11 +125,29 @@ def resolve(
     *,
     previous: object | None,
     operator: Controls = Controls(),
+    matched: tuple | None = None,
 ) -> bool:
-    """The whole resolution on an engine: extraction (False when no rule's table exists), then
+    """The whole resolution on an engine: extraction (False when no rule's table exists), the
+    values probabilistic matching gave (`matched`, from `matching.match`), then
     `resolve_occurrences`."""
     if not graph.extract(engine, registry, tables):
         return False
+    occ, pairs = matched or (None, None)
+    if occ is not None:
+        engine.register("matched_occ", occ)
+        engine.run(
+            "occ",
+            "select * from occ union all select rule, record_key, cast(seen_at as timestamp), "
+            "identifier_type, namespace, identifier from matched_occ",
+        )
+    if pairs is not None:
+        engine.register("identity_matches", pairs)
+    else:
+        engine.empty(
+            "identity_matches",
+            "matching string, record_l string, record_r string, match_probability double, "
+            "match_weight double, levels string, cluster string",
+        )
     resolve_occurrences(engine, registry, hmac_key, day, previous=previous, operator=operator)
     return True
 
@@ -186,6 +207,8 @@ def run_identity(logical_date: date, settings: Settings | None = None) -> dict:
     started = time.monotonic()
     registry = load_registry(settings.identity.registry)
     paths = rule_tables(registry, settings)
+    matched = matching.match(registry, settings, paths)
+    matching_seconds = time.monotonic() - started
     engine = open_engine(settings, registry, paths)
     previous_path = lake.table_path("silver", "identity_map", settings)
     previous = _previous(engine, previous_path)
@@ -197,13 +220,14 @@ def run_identity(logical_date: date, settings: Settings | None = None) -> dict:
         logical_date,
         previous=previous,
         operator=Controls.load(settings),
+        matched=matched,
     ):
         return {"identity": "no silver table with identifiers yet"}
     _write(engine, settings, logical_date)
     counts = engine.rows(
         "select (select count(distinct one_id) from identity_map), "
         "(select count(*) from identity_map), (select count(*) from occ), "
-        "(select count(*) from identity_blocked)"
+        "(select count(*) from identity_blocked), (select count(*) from identity_matches)"
     )[0]
     changes = dict(engine.rows("select change, count(*) from identity_updates group by change"))
     return {
@@ -212,8 +236,10 @@ def run_identity(logical_date: date, settings: Settings | None = None) -> dict:
         "identifiers": counts[1],
         "occurrences": counts[2],
         "blocked": counts[3],
+        "matched_pairs": counts[4],
         "changes": changes,
         "seconds": round(time.monotonic() - started, 1),
+        "matching_seconds": round(matching_seconds, 1),
     }
 
 

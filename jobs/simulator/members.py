@@ -290,24 +290,27 @@ def room_variant(rng: random.Random, address: str) -> str:
     return variant if variant != address else address_variant(rng, address)
 
 
-def _store_birthday(rng: random.Random, born: date) -> object:
+def _store_birthday(rng: random.Random, born: date) -> tuple[object, list[str]]:
     """A birthday as a clerk typed it: a date cell or text, sometimes day and month swapped or
-    the year wrong (always a real date)."""
+    the year wrong (always a real date; flagged `birthday_variant`)."""
     r = rng.random()
     if r < STORE_BIRTHDAY_MISSING:
-        return None
+        return None, []
     r -= STORE_BIRTHDAY_MISSING
+    typed, flags = born, []
     if r < STORE_BIRTHDAY_SWAPPED and born.day <= 12 and born.day != born.month:
-        born = born.replace(month=born.day, day=born.month)
+        typed = born.replace(month=born.day, day=born.month)
     elif r < STORE_BIRTHDAY_SWAPPED + STORE_BIRTHDAY_YEAR:
         year = born.year + rng.choice((-1, 1, 10, -10))
-        born = born.replace(year=year, day=min(born.day, 28) if born.month == 2 else born.day)
+        typed = born.replace(year=year, day=min(born.day, 28) if born.month == 2 else born.day)
+    if typed != born:
+        flags.append("birthday_variant")
     form = rng.randrange(4)
     if form == 0:
-        return f"{born.year}.{born.month}.{born.day}"
+        return f"{typed.year}.{typed.month}.{typed.day}", flags
     if form == 1:
-        return f"{born:%Y%m%d}"
-    return datetime.combine(born, time())  # a date cell
+        return f"{typed:%Y%m%d}", flags
+    return datetime.combine(typed, time()), flags  # a date cell
 
 
 def _store_name(rng: random.Random, person: Person) -> tuple[str, list[str]]:
@@ -329,7 +332,8 @@ def _store_member_row(ctx: Day, person: Person, registered: datetime, export: da
     evidence = ["name"]
     ids: list = [("store_member_no", person.store_member_no)]
     gender = "" if rng.random() < STORE_GENDER_MISSING else GENDER_TEXT[person.gender]
-    birthday = _store_birthday(rng, person.birthday)
+    birthday, slips = _store_birthday(rng, person.birthday)
+    flags += slips
     if birthday is not None:
         evidence.append("birthday")
     address = person.address

@@ -5,10 +5,15 @@
   `linkable` (the record carries an identifier that, under the world's rules, reaches another
   record of the same person), `link_group` (for a linkable record, which of its person's linkable
   records it can reach at all, through a chain of shared identifiers; empty otherwise) and
-  `fuzzy_linkable` (no such identifier, but name, birthday and address evidence of the same
-  person, as in the member lists). A person whose phone records and WeChat records share nothing
-  has two link groups: a resolver that keeps them apart has missed no pair it could have found,
-  so recall counts only the pairs inside a group. A group's id is the row number (1 = the first
+  `fuzzy_linkable` (no such identifier, but two kinds of name, birthday and address evidence
+  shared with another record of the same person, as in the member lists). Evidence counts only
+  where the record shows it intact (a name with a typo, a birthday with day and month swapped
+  or the year wrong, is no evidence: `name_typo` and `birthday_variant` flags; an address written
+  another way still is), and a name and birthday alone only when no one else in the world has
+  both: what the records share must single the person out, or nobody could link them. A person
+  whose phone records and WeChat records share nothing has two link groups: a resolver that
+  keeps them apart has missed no pair it could have found, so recall counts only the pairs
+  inside a group. A group's id is the row number (1 = the first
   record after the header) of its first record in `records.csv`.
 - `identifiers.csv`: identifier_type, value, person_id, valid_from, valid_to: who holds which id
   when (a value can have several holders at once: a household's phone, a family tablet).
@@ -232,20 +237,36 @@ class TruthBook:
         )
         con.execute("create table linked as select distinct rid from link_keys")
         con.register("link_groups", _link_groups(con))
+        people = self.dir / "people.csv"
+        con.execute(
+            f"""
+            create table namesakes as  -- people whose name and birthday someone else has too
+            select person_id from read_csv('{people}', header=true, all_varchar=true)
+            qualify count(*) over (partition by name, birthday) > 1
+            """
+        )
         con.execute(
             """
             create table fuzzy as
-            with ev as (
+            with intact as (  -- evidence shown as the person's own, not a typo or a swap
+                select e.rid, e.kind from evidence e join records r using (rid)
+                where not (e.kind = 'name' and coalesce(r.flags, '') like '%name_typo%')
+                  and not (e.kind = 'birthday' and coalesce(r.flags, '') like '%birthday_variant%')
+            ), ev as (
                 select l.rid, l.rkey, l.person_id, list_sort(list(distinct e.kind)) as kinds
-                from live l join evidence e using (rid) group by all
+                from live l join intact e using (rid) group by all
                 having count(distinct e.kind) >= 2
             ), seen as (  -- distinct evidence sets per person and record key
                 select distinct person_id, rkey, kinds from ev
+            ), shared as (
+                select a.rid, a.person_id, list_intersect(a.kinds, b.kinds) as kinds
+                from ev a join seen b on a.person_id = b.person_id and a.rkey <> b.rkey
+                where a.rid not in (select rid from linked)
             )
-            select distinct a.rid from ev a join seen b
-              on a.person_id = b.person_id and a.rkey <> b.rkey
-             and len(list_intersect(a.kinds, b.kinds)) >= 2
-            where a.rid not in (select rid from linked)
+            select distinct rid from shared
+            where len(kinds) >= 2
+              and (list_contains(kinds, 'address')
+                   or person_id not in (select person_id from namesakes))
             """
         )
         out = self.dir / "records.csv"

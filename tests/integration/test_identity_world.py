@@ -96,3 +96,28 @@ def test_diff_dry_runs_a_stricter_registry(silver_world, tmp_path):
     assert changed.changes.get("split", 0) > 0
     assert changed.profiles_after > changed.profiles_before
     assert _rows(settings, "identity_map") == before  # a dry run writes nothing
+
+
+def test_the_member_lists_link_by_name_birthday_and_address(silver_world):
+    from jobs.identity.explain import explain
+
+    settings = silver_world.settings
+    report = evaluate_lake(
+        Path(silver_world.landing) / "_truth",
+        settings=settings,
+        datasets=("crm.members", "pos.members"),
+    )
+    assert report.precision >= 0.999, report.render()
+    assert report.fuzzy_pairs > 0, report.render()
+    assert report.fuzzy_found_pairs >= report.fuzzy_pairs / 2, report.render()
+    matches = _rows(settings, "identity_matches")
+    assert matches
+    clusters = {
+        r["identifier"]: r["one_id"]
+        for r in _rows(settings, "identity_map")
+        if r["identifier_type"] == "member_match"
+    }
+    assert {m["cluster"] for m in matches} >= set(clusters)
+    shown = explain(next(iter(clusters.values())), settings=settings)
+    assert shown.matches
+    assert all(m["match_probability"] >= 0.99 for m in shown.matches)

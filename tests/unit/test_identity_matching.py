@@ -1,0 +1,224 @@
+"""Probabilistic matching (jobs/identity/matching.py): a store's member list with no card and
+often no phone links to the CRM by name, birthday and address, through Splink trained on the
+lists themselves, without joining look-alikes; its clusters then join profiles in the graph."""
+
+import random
+from datetime import date, datetime, timedelta
+
+import pyarrow as pa
+import pytest
+
+from jobs.common import lake as lakeio
+from jobs.common.errors import CdpError
+from jobs.identity import matching
+from jobs.identity.engine import DuckEngine
+from jobs.identity.registry import load_registry, token
+from jobs.identity.run import resolve, rule_tables
+
+KEY = b"test-only-key"
+SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗"
+GIVEN = "伟芳娜敏静丽强磊军洋勇艳杰娟涛明超秀霞平刚桂英华玲红梅琳鹏飞宇晨欣怡"
+HOMOPHONE = {"伟": "玮", "芳": "方", "静": "晶", "丽": "莉", "强": "蔷", "敏": "民", "娜": "纳"}
+STREETS = ("中山路", "人民南路", "建国路", "解放路", "科技园路", "文三路")
+DISTRICTS = (
+    ("310115", "上海市浦东新区"),
+    ("110105", "北京市朝阳区"),
+    ("440305", "广东省深圳市南山区"),
+)
+T = datetime(2026, 11, 27, 9, 0)
+
+
+def _person(rng: random.Random, i: int) -> dict:
+    name = rng.choice(SURNAMES) + "".join(rng.choice(GIVEN) for _ in range(rng.choice((1, 2))))
+    code, city = rng.choice(DISTRICTS)
+    return {
+        "person": i,
+        "name": name,
+        "birthday": date(1960, 1, 1) + timedelta(days=rng.randrange(16000)),
+        "address": f"{city}{rng.choice(STREETS)}{rng.randrange(1, 999)}号{rng.randrange(1, 30)}"
+        f"-{rng.randrange(1, 4)}-{rng.randrange(1, 30)}0{rng.randrange(1, 5)}",
+        "district": code,
+        "phone": f"+86139{rng.randrange(10**8):08d}",
+        "gender": rng.choice("FM"),
+    }
+
+
+def _typo(rng: random.Random, name: str) -> str:
+    spots = [i for i, ch in enumerate(name) if ch in HOMOPHONE]
+    if spots:
+        i = rng.choice(spots)
+        return name[:i] + HOMOPHONE[name[i]] + name[i + 1 :]
+    return name[0] + name[:0:-1] if len(name) == 3 else name + name[-1]
+
+
+def _store_row(rng: random.Random, p: dict, n: int) -> dict:
+    """A clerk's row of a CRM member: no phone, and one more slip (a typo, day and month
+    swapped, or no address)."""
+    born, slip = p["birthday"], n % 3
+    row = {"name": p["name"], "birthday": born, "address": p["address"], "phone": None}
+    if slip == 0:
+        row["name"] = _typo(rng, p["name"])
+    elif slip == 1 and born.day <= 12 and born.day != born.month:
+        row["birthday"] = born.replace(month=born.day, day=born.month)
+    else:
+        row["address"] = None
+    return {**p, **row}
+
+
+@pytest.fixture(scope="module")
+def lists():
+    """(crm people, store rows): 500 CRM members; 80 of them in the store list without a phone
+    and with a slip each, 80 more as the CRM has them, 60 store-only people, and 20 store-only
+    look-alikes of CRM members (same name, another birthday and address)."""
+    rng = random.Random(7)
+    crm = [_person(rng, i) for i in range(500)]
+    store = [_store_row(rng, p, n) for n, p in enumerate(crm[:80])]
+    store += crm[200:280]
+    store += [_person(rng, 1000 + i) for i in range(60)]
+    for i, p in enumerate(crm[100:120]):
+        other = _person(rng, 2000 + i)
+        store.append({**other, "name": p["name"], "gender": p["gender"]})
+    return crm, store
+
+
+def _tok(kind: str, value):
+    return None if value is None else token(KEY, kind, value)
+
+
+def _write(settings, crm: list[dict], store: list[dict]) -> dict[str, str]:
+    members = pa.Table.from_pylist(
+        [
+            {
+                "member_card": f"C{p['person']:05d}",
+                "unionid": None,
+                "tmall_open_uid": None,
+                "name_token": _tok("name", p["name"]),
+                "birthday": p["birthday"],
+                "address_token": _tok("address", p["address"]),
+                "district_code": p["district"],
+                "phone_token": _tok("phone", p["phone"]),
+                "phone_partial": None,
+                "email_token": None,
+                "gender": p["gender"],
+                "crm_updated_at": T,
+            }
+            for p in crm
+        ]
+    )
+    stores = pa.Table.from_pylist(
+        [
+            {
+                "store_code": "SH001",
+                "store_member_id": f"VIP{p['person']:05d}",
+                "name_token": _tok("name", p["name"]),
+                "name_is_title": False,
+                "birthday": p["birthday"],
+                "address_token": _tok("address", p["address"]),
+                "district_code": p["district"] if p["address"] else None,
+                "phone_token": _tok("phone", p["phone"]),
+                "phone_partial": None,
+                "gender": p["gender"],
+                "updated_at": T,
+            }
+            for p in store
+        ]
+    )
+    vault = {
+        (kind, _tok(kind, p[field]), p[field])
+        for p in crm + store
+        for kind, field in (("name", "name"), ("address", "address"), ("phone", "phone"))
+        if p[field] is not None
+    }
+    lakeio.overwrite_arrow(members, lakeio.table_path("silver", "members", settings))
+    lakeio.overwrite_arrow(stores, lakeio.table_path("silver", "store_members", settings))
+    lakeio.overwrite_arrow(
+        pa.Table.from_pylist(
+            [dict(zip(("kind", "token", "value"), v, strict=True)) for v in vault]
+        ),
+        lakeio.table_path("vault", "pii", settings),
+    )
+    return rule_tables(load_registry(), settings)
+
+
+def _person_of(unique_id: str) -> int:
+    """`crm_member|C00012` / `store_member|SH001|VIP00012` -> 12."""
+    return int(unique_id.rsplit("|", 1)[1].lstrip("CVIP"))
+
+
+def test_store_rows_without_a_phone_link_to_their_crm_member_and_look_alikes_do_not(lake, lists):
+    crm, store = lists
+    registry = load_registry()
+    occ, pairs = matching.match(registry, lake, _write(lake, crm, store))
+    found = pairs.to_pylist()
+    wrong = [p for p in found if _person_of(p["record_l"]) != _person_of(p["record_r"])]
+    assert wrong == []
+    linked = {_person_of(p["record_l"]) for p in found if p["record_l"].startswith("crm_member|")}
+    # Every slipped row agrees on at least two of name, birthday and address with its member.
+    assert len(linked & set(range(80))) >= 76
+    assert all(p["match_probability"] >= registry.matching[0].threshold for p in found)
+    # Each pair says how every field compared: a homophone or swapped name is one character off.
+    levels = {
+        _person_of(p["record_l"]): dict(part.split(": ") for part in p["levels"].split("; "))
+        for p in found
+    }
+    assert all(
+        set(v) == {"name", "birthday", "address", "phone", "gender"} for v in levels.values()
+    )
+    typos = [i for i in range(0, 80, 3) if i in levels and store[i]["name"] != crm[i]["name"]]
+    assert typos
+    assert all(levels[i]["name"] == "one character off" for i in typos)
+    # Each cluster is one value of the rule's type on each of its records.
+    rows = occ.to_pylist()
+    assert {r["identifier_type"] for r in rows} == {"member_match"}
+    assert {r["namespace"] for r in rows} == {"member_lists"}
+    by_cluster: dict[str, set[int]] = {}
+    for r in rows:
+        by_cluster.setdefault(r["identifier"], set()).add(int(r["record_key"][-5:]))
+    assert all(len(people) == 1 for people in by_cluster.values())
+
+
+def test_a_matched_store_row_gets_its_crm_members_one_id(lake, lists):
+    crm, store = lists
+    registry = load_registry()
+    paths = _write(lake, crm[:300], store[:160])
+    matched = matching.match(registry, lake, paths)
+    engine = DuckEngine()
+    for table, path in paths.items():
+        engine.register(f"t_{table}", lakeio.read_arrow(path))
+    assert resolve(
+        engine, registry, set(paths), KEY, date(2026, 11, 27), previous=None, matched=matched
+    )
+    one_id = {
+        (r["rule"], r["record_key"]): r["one_id"]
+        for r in engine.arrow("identity_records").to_pylist()
+    }
+    joined = [
+        i
+        for i in range(80)
+        if one_id[("store_member", f"SH001|VIP{i:05d}")] == one_id[("crm_member", f"C{i:05d}")]
+    ]
+    assert len(joined) >= 76
+    assert len(set(one_id.values())) == 300 + 80 - len(joined)  # the other 80 by phone
+
+
+def test_lists_with_no_sure_pair_match_nothing_and_say_so(lake, lists, caplog):
+    crm, store = lists
+    assert matching.match(load_registry(), lake, _write(lake, crm[:100], store[:80])) is None
+    assert "no pair of its 180 records meets a deterministic rule" in caplog.text
+
+
+def test_a_matching_naming_an_unknown_field_fails_naming_it(tmp_path):
+    path = tmp_path / "registry.yaml"
+    path.write_text(
+        "types:\n  card: {trust: high, max_per_profile: 1}\n"
+        "  m: {trust: medium, max_per_profile: 1}\n"
+        "rules:\n  - {name: r1, table: t, record: [id], seen: ts,"
+        " ids: [{column: id, type: card}]}\n"
+        "matching:\n  - {name: lists, type: m, rules: [r1], fields: {name: {column: n}},"
+        " compare: {name: {kind: name}}, blocking: [[name], [birth]],"
+        " deterministic: [[name]], deterministic_recall: 0.5, train_on: [[name]],"
+        " threshold: 0.99}\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(CdpError, match=r"matching lists: blocking on unknown field\(s\) birth"):
+        load_registry(path)
