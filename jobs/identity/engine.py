@@ -63,6 +63,7 @@ class DuckEngine:
         self.con.execute("set threads=2")
         self.con.execute(f"set memory_limit={quote(memory_limit)}")
         self.con.execute("set preserve_insertion_order=false")
+        self.con.execute("set enable_progress_bar=false")  # steps report through `track`
         if temp_dir:
             self.con.execute(f"set temp_directory={quote(temp_dir)}")
 

@@ -230,6 +230,7 @@ def evaluate(
         spill = Path(temp_directory) if temp_directory is not None else Path(scratch)
         con = duckdb.connect()
         try:
+            con.execute("set enable_progress_bar = false")
             con.execute(f"set memory_limit = {_literal(memory_limit)}")
             con.execute(f"set temp_directory = {_literal(str(spill))}")
             con.register("resolved_input", resolved)

@@ -95,6 +95,7 @@ def labeled_one_ids(resolved, truth_dir: Path, mapping: TruthMapping):
     if not records.is_file():
         raise CdpError(f"{records}: no such file (the labeled records, dataset,record_id,...)")
     con = duckdb.connect()
+    con.execute("set enable_progress_bar = false")
     con.execute("set threads=2")
     con.register("resolved", resolved)
     parts = []

@@ -90,7 +90,8 @@ def _load(engine: DuckEngine, matching: Matching, rules, paths, settings: Settin
         )
         fields = []
         for name, spec in matching.fields.items():
-            value = f"cast({spec.column} as string)"
+            column = spec.of(rule.name)
+            value = f"cast({column} as string)" if column else "cast(null as string)"
             hide = matching.null_when.get(rule.name, {}).get(name)
             if hide:
                 value = f"case when not ({hide}) then {value} end"
@@ -107,7 +108,9 @@ def _load(engine: DuckEngine, matching: Matching, rules, paths, settings: Settin
     derived = []
     for name, comparison in matching.compare.items():
         if comparison.kind == "name":
+            _with_pinyin(engine, name)
             derived.append(f"substr({name}, 1, 1) as {name}__initial")
+            derived.append(f"p_{name}.pinyin as {name}__pinyin")
         elif comparison.kind == "date":
             derived.append(f"substr({name}, 6, 5) as {name}__md")
     masked = [
@@ -120,13 +123,36 @@ def _load(engine: DuckEngine, matching: Matching, rules, paths, settings: Settin
     )
     engine.run(
         "match_input",
-        f"select rule || '|' || record_key as unique_id, "
-        f"* exclude (_n) {f'replace ({replace})' if replace else ''}"
+        f"select r.rule || '|' || r.record_key as unique_id, "
+        f"r.* exclude (_n) {f'replace ({replace})' if replace else ''}"
         f"{''.join(', ' + d for d in derived)} "
         "from (select *, row_number() over (partition by rule, record_key order by seen_at desc)"
-        " as _n from match_rows) r where _n = 1",
+        " as _n from match_rows) r "
+        + "".join(
+            f"left join pinyin_{name} p_{name} on p_{name}.value = r.{name} "
+            for name, c in matching.compare.items()
+            if c.kind == "name"
+        )
+        + "where _n = 1",
     )
     return True
+
+
+def _with_pinyin(engine: DuckEngine, field: str) -> None:
+    """`pinyin_<field>` (value, pinyin): each distinct name's toneless pinyin (pypinyin's
+    most common reading), so a homophone typed by the input method (张伟 / 张玮) is told apart
+    from any other one-character difference (张伟 / 张芳)."""
+    import pyarrow as pa
+    from pypinyin import lazy_pinyin
+
+    names = [
+        r[0]
+        for r in engine.rows(f"select distinct {field} from match_rows where {field} is not null")
+    ]
+    engine.register(
+        f"pinyin_{field}",
+        pa.table({"value": names, "pinyin": ["".join(lazy_pinyin(n)) for n in names]}),
+    )
 
 
 def _columns_of(matching: Matching, rule, path: str) -> list[str]:
@@ -134,10 +160,11 @@ def _columns_of(matching: Matching, rule, path: str) -> list[str]:
     from deltalake import DeltaTable
 
     present = DeltaTable(path).schema().to_arrow().names
-    words = {*rule.record, rule.seen, *(f.column for f in matching.fields.values())}
+    fields = {f.of(rule.name) for f in matching.fields.values()} - {None}
+    words = {*rule.record, rule.seen, *fields}
     for text in [rule.where or "", *matching.null_when.get(rule.name, {}).values()]:
         words |= set(re.findall(r"[A-Za-z_]\w*", text))
-    missing = sorted({f.column for f in matching.fields.values()} - set(present))
+    missing = sorted(fields - set(present))
     if missing:
         raise CdpError(
             f"matching {matching.name}, rule {rule.name}: silver.{rule.table} has no "
@@ -193,7 +220,10 @@ def _comparison(name: str, spec: Comparison):
         cll.ExactMatchLevel(name, term_frequency_adjustments=frequent),
     ]
     if spec.kind == "name":
-        levels.append(cll.CustomLevel(_one_slip(f"{name}_l", f"{name}_r"), "one character off"))
+        levels += [
+            cll.ExactMatchLevel(f"{name}__pinyin").configure(label_for_charts="same sound"),
+            cll.CustomLevel(_one_slip(f"{name}_l", f"{name}_r"), "one character off"),
+        ]
     elif spec.kind == "date":
         left, right = f"{name}_l", f"{name}_r"
         levels += [
@@ -211,6 +241,10 @@ def _comparison(name: str, spec: Comparison):
             levels.append(cll.ExactMatchLevel(spec.within))
     elif spec.kind == "phone" and spec.masked:
         levels.append(cll.ExactMatchLevel(spec.masked))
+    elif spec.kind == "day":
+        levels[1] = cll.CustomLevel(
+            f"substr({name}_l, 1, 10) = substr({name}_r, 1, 10)", f"same {name} day"
+        )
     levels.append(cll.ElseLevel())
     return cl.CustomComparison(comparison_levels=levels, output_column_name=name)
 
@@ -280,7 +314,6 @@ def _link(engine: DuckEngine, matching: Matching) -> bool:
     steps = ["prior", "u", *(f"m on {'+'.join(b)}" for b in matching.train_on), "pairs"]
     with _quiet():
         db = DuckDBAPI(connection=engine.con)
-        engine.con.execute("set enable_progress_bar = false")  # ours is `track`
         linker = Linker(db.register("match_input"), settings, log_level=logging.WARNING)
         for step in track(steps, f"matching {matching.name} ({records:,} records)"):
             if step == "prior":
@@ -292,6 +325,9 @@ def _link(engine: DuckEngine, matching: Matching) -> bool:
                 linker.training.estimate_u_using_random_sampling(
                     max_pairs=matching.u_pairs, seed=SEED
                 )
+                sampled = min(matching.u_pairs, records * (records - 1) // 2)
+                model = _unseen_u(linker.misc.save_model_to_json(), sampled)
+                linker = Linker(db.register("match_input"), model, log_level=logging.WARNING)
             elif step == "pairs":
                 predictions = linker.inference.predict(
                     threshold_match_probability=matching.threshold
@@ -318,11 +354,13 @@ def _link(engine: DuckEngine, matching: Matching) -> bool:
         + " end"
         for name, labels in _labels(matching).items()
     )
+    vetoes = [f"gamma_{n} <> 0" for n, c in matching.compare.items() if c.vetoes]
     engine.run(
         "match_pairs_raw",
         f"select least(unique_id_l, unique_id_r) as record_l, "
         f"greatest(unique_id_l, unique_id_r) as record_r, match_probability, match_weight, "
-        f"{levels} as levels from match_predicted",
+        f"{levels} as levels from match_predicted"
+        + (f" where {' and '.join(vetoes)}" if vetoes else ""),
     )
     if not engine.count("match_pairs_raw"):
         return False
@@ -348,6 +386,19 @@ def _link(engine: DuckEngine, matching: Matching) -> bool:
         "join match_input i on i.unique_id = c.vertex",
     )
     return True
+
+
+def _unseen_u(model: dict, sampled: int) -> dict:
+    """The model with u = 1/`sampled` for every level no random pair showed (two strangers
+    with one address, say): not seen in that many pairs is at most about that rare, where
+    Splink would leave its default and weigh the agreement as nothing."""
+    for comparison in model["comparisons"]:
+        for level in comparison["comparison_levels"]:
+            if level.get("is_null_level"):
+                continue
+            if not isinstance(level.get("u_probability"), float | int):
+                level["u_probability"] = 1 / max(sampled, 1)
+    return model
 
 
 def _labels(matching: Matching) -> dict[str, dict[int, str]]:

@@ -116,23 +116,33 @@ class Rule(_Strict):
 
 
 class MatchField(_Strict):
-    """A value probabilistic matching compares: a column of each compared rule's table, looked
-    up in the PII vault when the column holds a token (`vault`: its kind)."""
+    """A value probabilistic matching compares: a column of each compared rule's table
+    (`column`, or the rule's own in `columns`; a rule with neither lacks the field), looked up
+    in the PII vault when the column holds a token (`vault`: its kind)."""
 
-    column: str
+    column: str | None = None
+    columns: dict[str, str] = Field(default_factory=dict)  # rule -> its column
     vault: Literal["phone", "email", "id_card", "name", "address"] | None = None
+
+    def of(self, rule: str) -> str | None:
+        return self.columns.get(rule, self.column)
 
 
 class Comparison(_Strict):
     """How two records' values of a field compare (jobs/identity/matching.py builds the Splink
-    comparison): `name` exact (frequency-adjusted) / one character off / else; `date` exact /
+    comparison): `name` exact (frequency-adjusted) / same sound (pinyin) / one character off /
+    else; `date` exact /
     day and month swapped / same day and month / else; `address` exact / Jaro-Winkler >= 0.95 /
     same `within` field (the district) / else; `phone` exact / same `masked` field (138****1234)
-    / else; `exact` exact / else. A null on either side says nothing."""
+    / else; `day` the same calendar day (a timestamp or a date) / else; `exact` exact / else.
+    A null on either side says nothing."""
 
-    kind: Literal["name", "date", "address", "phone", "exact"]
+    kind: Literal["name", "date", "address", "phone", "day", "exact"]
     within: str | None = None  # address: the coarser field a near address falls back on
     masked: str | None = None  # phone: the masked-number field
+    # A pair this field disagrees on (both present, no level but the last) is no match, however
+    # the rest agrees: two people of a household share an address and a phone, never a name.
+    vetoes: bool = False
 
 
 class Matching(_Strict):
@@ -150,7 +160,8 @@ class Matching(_Strict):
     null_when: dict[str, dict[str, str]] = Field(default_factory=dict)
     compare: dict[str, Comparison] = Field(min_length=1)
     # Candidate pairs: records equal on every field of one of these lists (a field of kind
-    # `name` also offers `<field>__initial`, its first character; `date` `<field>__md`).
+    # `name` also offers `<field>__initial`, its first character, and `<field>__pinyin`, its
+    # sound; `date` `<field>__md`, its month and day).
     blocking: tuple[tuple[str, ...], ...] = Field(min_length=1)
     # Near-certain rules estimating how often two records match, and the share of true pairs
     # they are thought to find.
@@ -170,6 +181,7 @@ class Matching(_Strict):
         for field_name, comparison in self.compare.items():
             if comparison.kind == "name":
                 out[f"{field_name}__initial"] = field_name
+                out[f"{field_name}__pinyin"] = field_name
             elif comparison.kind == "date":
                 out[f"{field_name}__md"] = field_name
         return out
@@ -263,7 +275,10 @@ def _check_matching(matching: Matching, registry: Registry) -> None:
     if matching.type not in registry.types:
         raise ValueError(f"{where}: unknown identifier type {matching.type}")
     rules = {r.name for r in registry.rules}
-    unknown = sorted((set(matching.rules) | set(matching.null_when)) - rules)
+    named_rules = set(matching.rules) | set(matching.null_when)
+    for spec in matching.fields.values():
+        named_rules |= set(spec.columns)
+    unknown = sorted(named_rules - rules)
     if unknown:
         raise ValueError(f"{where}: unknown rule(s) {', '.join(unknown)}")
     fields = set(matching.fields)

@@ -100,6 +100,7 @@ def test_diff_dry_runs_a_stricter_registry(silver_world, tmp_path):
 
 def test_the_member_lists_link_by_name_birthday_and_address(silver_world):
     from jobs.identity.explain import explain
+    from jobs.identity.registry import load_registry
 
     settings = silver_world.settings
     report = evaluate_lake(
@@ -120,4 +121,5 @@ def test_the_member_lists_link_by_name_birthday_and_address(silver_world):
     assert {m["cluster"] for m in matches} >= set(clusters)
     shown = explain(next(iter(clusters.values())), settings=settings)
     assert shown.matches
-    assert all(m["match_probability"] >= 0.99 for m in shown.matches)
+    threshold = load_registry().matching[0].threshold
+    assert all(m["match_probability"] >= threshold for m in shown.matches)
