@@ -24,7 +24,6 @@ builds the graph.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import re
 from contextlib import contextmanager
@@ -253,8 +252,8 @@ NAME_CHARS = 6  # names are compared character by character up to here (王伟, 
 
 
 def _one_slip(left: str, right: str) -> str:
-    """SQL: two names one slip apart: one character different (a homophone picked from the
-    input method: 张伟 / 张玮), two trading places (罗琳 / 琳罗), or one dropped or doubled
+    """SQL: two names one slip apart: any one character different (a homophone has a level of
+    its own, above this one), two trading places (罗琳 / 琳罗), or one dropped or doubled
     (王丽丽 / 王丽). By characters: DuckDB's edit distances count UTF-8 bytes, three to a Chinese
     character."""
     differ = " + ".join(
@@ -432,8 +431,3 @@ def _sure_pairs(engine: DuckEngine, matching: Matching) -> int:
 def _cluster_id(first: str) -> str:
     """A cluster's value: 'M' and 16 hex digits of the sha256 of its first record's id."""
     return f"'M' || substr(sha256({first}), 1, 16)"
-
-
-def cluster_id(first_record: str) -> str:
-    """Python twin of `_cluster_id` (tests, explain)."""
-    return "M" + hashlib.sha256(first_record.encode()).hexdigest()[:16]
