@@ -11,7 +11,7 @@ import pytest
 from jobs.common import lake as lakeio
 from jobs.common.errors import CdpError
 from jobs.identity import matching
-from jobs.identity.engine import DuckEngine
+from jobs.identity.engine import DuckEngine, SparkEngine
 from jobs.identity.registry import load_registry, token
 from jobs.identity.run import resolve, rule_tables
 
@@ -188,21 +188,26 @@ def test_store_rows_without_a_phone_link_to_their_crm_member_and_look_alikes_do_
     assert all(len(people) == 1 for people in by_cluster.values())
 
 
+def _resolved(engine, registry, paths, matched) -> dict[tuple[str, str], str]:
+    """(rule, record_key) -> one_id after resolving the lists with the matches on `engine`."""
+    spark = isinstance(engine, SparkEngine)
+    for table, path in paths.items():
+        data = lakeio.read_arrow(path)
+        engine.register(f"t_{table}", engine.spark.createDataFrame(data) if spark else data)
+    assert resolve(
+        engine, registry, set(paths), KEY, date(2026, 11, 27), previous=None, matched=matched
+    )
+    rows = (engine.frame if spark else engine.arrow)("identity_records")
+    rows = (rows.toArrow() if spark else rows).to_pylist()
+    return {(r["rule"], r["record_key"]): r["one_id"] for r in rows}
+
+
 def test_a_matched_store_row_gets_its_crm_members_one_id(lake, lists):
     crm, store = lists
     registry = load_registry()
     paths = _write(lake, crm[:300], store[:160])
     matched = matching.match(registry, lake, paths)
-    engine = DuckEngine()
-    for table, path in paths.items():
-        engine.register(f"t_{table}", lakeio.read_arrow(path))
-    assert resolve(
-        engine, registry, set(paths), KEY, date(2026, 11, 27), previous=None, matched=matched
-    )
-    one_id = {
-        (r["rule"], r["record_key"]): r["one_id"]
-        for r in engine.arrow("identity_records").to_pylist()
-    }
+    one_id = _resolved(DuckEngine(), registry, paths, matched)
     joined = [
         i
         for i in range(80)
@@ -210,6 +215,18 @@ def test_a_matched_store_row_gets_its_crm_members_one_id(lake, lists):
     ]
     assert len(joined) >= 76
     assert len(set(one_id.values())) == 300 + 80 - len(joined)  # the other 80 by phone
+
+
+@pytest.mark.slow
+def test_spark_resolves_the_matches_as_duckdb_does(lake, lists, spark):
+    crm, store = lists
+    registry = load_registry()
+    paths = _write(lake, crm[:300], store[:160])
+    matched = matching.match(registry, lake, paths)
+    duck = _resolved(DuckEngine(), registry, paths, matched)
+    on_spark = _resolved(SparkEngine(spark, 0), registry, paths, matched)
+    assert on_spark == duck
+    assert len(set(duck.values())) < len(duck)  # matches joined records
 
 
 def test_lists_with_no_sure_pair_match_nothing_and_say_so(lake, lists, caplog):
