@@ -12,9 +12,11 @@ import hmac
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 
+from jobs.common.clean.dates import BUSINESS_TZ
 from jobs.common.clean.emails import normalize_email_py
 from jobs.common.clean.id_cards import normalize_id_card_py
 from jobs.common.clean.names import normalize_name_py
@@ -185,7 +187,9 @@ def test_birthday_in_common_forms(tmp_path, written):
 
 
 def test_a_birthday_in_the_future_is_nulled_and_counted(tmp_path):
-    tomorrow = (date.today() + timedelta(days=1)).isoformat()
+    # Tomorrow where the brand does business: from 16:00 UTC, UTC's tomorrow is already today
+    # in Shanghai, and a plausible birthday.
+    tomorrow = (datetime.now(ZoneInfo(BUSINESS_TZ)).date() + timedelta(days=1)).isoformat()
     record = _one(tmp_path, 生日=tomorrow)
     assert record.values["birthday"] is None
     assert "plausible birthday" in _issue(record, "birthday")
