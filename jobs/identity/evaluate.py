@@ -33,6 +33,8 @@ import numpy as np
 import pyarrow as pa
 from pyarrow import csv as pacsv
 
+from jobs.common import lake
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -280,9 +282,8 @@ def _report(
     con: duckdb.DuckDBPyConnection, worst: int, datasets: tuple[str, ...] = ()
 ) -> EvaluationReport:
     con.execute("create temp macro pairs(n) as n::bigint * (n::bigint - 1) // 2")
-    con.execute(
-        f"create table truth_rows as select * from truth_input where {_in('dataset', datasets)}"
-    )
+    scope = lake.sql_in("dataset", list(datasets)) if datasets else "true"
+    con.execute(f"create table truth_rows as select * from truth_input where {scope}")
     con.execute(
         """
         create table evaluated as  -- one row per record that reached bronze and is someone's
@@ -338,7 +339,7 @@ def _report(
     )
     (not_in_truth,) = one(
         "select count(*) from resolved_one r anti join evaluated e using (dataset, record_id) "
-        f"where {_in('r.dataset', datasets)}"
+        f"where {scope}"
     )
     (fuzzy_pairs,) = one(_fuzzy_pairs("person_id", "true"))
     (fuzzy_found,) = one(_fuzzy_pairs("person_id, one_id", "one_id is not null"))
@@ -373,13 +374,6 @@ def _report(
         worst_over_merged=_worst_over_merged(con, worst),
         worst_under_merged=_worst_under_merged(con, worst),
     )
-
-
-def _in(column: str, values: tuple[str, ...]) -> str:
-    """SQL: `column` is one of `values` (true when there are none)."""
-    if not values:
-        return "true"
-    return f"{column} in ({', '.join(_literal(v) for v in values)})"
 
 
 # (group keys, filter) of each kind of pair: records in one group are pairwise of that kind.

@@ -25,7 +25,6 @@ builds the graph.
 from __future__ import annotations
 
 import logging
-import re
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
@@ -34,7 +33,7 @@ from jobs.common.errors import CdpError
 from jobs.common.progress import track
 from jobs.identity.engine import DuckEngine, quote
 from jobs.identity.graph import record_key_sql
-from jobs.identity.registry import Comparison, Matching, Registry
+from jobs.identity.registry import Comparison, Matching, Registry, sql_words
 
 if TYPE_CHECKING:
     from jobs.common.settings import Settings
@@ -161,8 +160,7 @@ def _columns_of(matching: Matching, rule, path: str) -> list[str]:
     present = DeltaTable(path).schema().to_arrow().names
     fields = {f.of(rule.name) for f in matching.fields.values()} - {None}
     words = {*rule.record, rule.seen, *fields}
-    for text in [rule.where or "", *matching.null_when.get(rule.name, {}).values()]:
-        words |= set(re.findall(r"[A-Za-z_]\w*", text))
+    words |= sql_words(rule.where or "", *matching.null_when.get(rule.name, {}).values())
     missing = sorted(fields - set(present))
     if missing:
         raise CdpError(

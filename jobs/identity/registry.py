@@ -111,8 +111,12 @@ class Rule(_Strict):
 
     def mentioned_words(self) -> set[str]:
         """Every word of its `where` and `when` conditions: the columns among them are read."""
-        text = " ".join([self.where or "", *(i.when or "" for i in self.ids)])
-        return set(re.findall(r"[A-Za-z_]\w*", text))
+        return sql_words(self.where or "", *(i.when or "" for i in self.ids))
+
+
+def sql_words(*texts: str) -> set[str]:
+    """Every word of SQL conditions: a superset of the columns they read."""
+    return set(re.findall(r"[A-Za-z_]\w*", " ".join(texts)))
 
 
 class MatchField(_Strict):
@@ -131,11 +135,10 @@ class MatchField(_Strict):
 class Comparison(_Strict):
     """How two records' values of a field compare (jobs/identity/matching.py builds the Splink
     comparison): `name` exact (frequency-adjusted) / same sound (pinyin) / one character off /
-    else; `date` exact /
-    day and month swapped / same day and month / else; `address` exact / Jaro-Winkler >= 0.95 /
-    same `within` field (the district) / else; `phone` exact / same `masked` field (138****1234)
-    / else; `day` the same calendar day (a timestamp or a date) / else; `exact` exact / else.
-    A null on either side says nothing."""
+    else; `date` exact / day and month swapped / same day and month / else; `address` exact /
+    Jaro-Winkler >= 0.95 / same `within` field (the district) / else; `phone` exact / same
+    `masked` field (138****1234) / else; `day` the same calendar day (a timestamp or a date) /
+    else; `exact` exact / else. A null on either side says nothing."""
 
     kind: Literal["name", "date", "address", "phone", "day", "exact"]
     within: str | None = None  # address: the coarser field a near address falls back on
