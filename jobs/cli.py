@@ -508,19 +508,30 @@ def segments_export(name: str, as_of: DateOpt = None):
 
 
 @identity_app.command("run")
-def identity_run(day: DateOpt = None):
-    """Resolve every identity in silver into one_ids; write silver.identity_map and the rest."""
+def identity_run(
+    day: DateOpt = None,
+    full: Annotated[
+        bool, typer.Option("--full", help="Resolve all of silver, not the day's delta.")
+    ] = False,
+):
+    """Resolve the identities in silver into one_ids (the day's delta when the last run's state
+    allows, else all of silver); write silver.identity_map and the rest."""
     from jobs.daily import resolve_identity
 
-    r = resolve_identity(_date(day))
+    r = resolve_identity(_date(day), mode="full" if full else "auto")
     if "profiles" not in r:
         console.print(r.get("identity", r))
         return
     changes = ", ".join(f"{n} {k}" for k, n in sorted(r["changes"].items())) or "no changes"
+    delta = (
+        f"delta: {r['changed_records']:,} records changed, {r['closure_records']:,} re-resolved; "
+        if r["mode"] == "incremental"
+        else ""
+    )
     console.print(
-        f"{r['profiles']:,} profiles from {r['identifiers']:,} identifiers "
-        f"({r['occurrences']:,} occurrences); {r['blocked']:,} values blocked; {changes}; "
-        f"{r['seconds']} s"
+        f"{r['mode']} run ({r['why']}): {delta}{r['profiles']:,} profiles from "
+        f"{r['identifiers']:,} identifiers ({r['occurrences']:,} occurrences); "
+        f"{r['blocked']:,} values blocked; {changes}; {r['seconds']} s"
     )
 
 

@@ -282,12 +282,15 @@ def build_silver(logical_date: date, settings: Settings | None = None) -> dict:
     return build_day(logical_date, settings or get_settings())
 
 
-def resolve_identity(logical_date: date, settings: Settings | None = None) -> dict:
+def resolve_identity(
+    logical_date: date, settings: Settings | None = None, *, mode: str = "auto"
+) -> dict:
     """Every identifier of every silver table -> the guarded identity graph -> stable one_ids
-    (silver.identity_map, identity_edges, identity_updates, identity_blocked): jobs/identity."""
+    (silver.identity_map, identity_edges, identity_updates, identity_blocked): jobs/identity.
+    Daily, the day's delta (jobs/identity/incremental.py); `mode="full"`: all of silver."""
     from jobs.identity.run import run_identity
 
-    return run_identity(logical_date, settings)
+    return run_identity(logical_date, settings, mode=mode)
 
 
 def publish_marts(logical_date: date, settings: Settings | None = None) -> dict:

@@ -145,6 +145,20 @@ def read_arrow(path: str, where: str | None = None, columns: list[str] | None = 
     return rows.select(schema.names).cast(schema)
 
 
+def parquet_files(path: str) -> list[str] | None:
+    """The Parquet files of a Delta table's current version, when reading them is reading the
+    table (no partitions, deletion vectors or column mapping: tables delta-rs wrote whole), so
+    an engine can scan them natively; else None."""
+    from deltalake import DeltaTable
+
+    table = DeltaTable(path)
+    protocol = table.protocol()
+    features = set(protocol.reader_features or ())
+    if table.metadata().partition_columns or features & {"deletionVectors", "columnMapping"}:
+        return None
+    return table.file_uris()
+
+
 def sql_in(column: str, values: list) -> str:
     """`column IN (...)` for `read_arrow` and delta-rs predicates (strings and dates quoted)."""
     from datetime import date

@@ -135,6 +135,10 @@ class IdentitySettings(BaseModel):
     # The identity graph's connected components run in memory (scipy) up to this many edges,
     # distributed (Spark) beyond: ten million string edges take a few GiB on the driver.
     max_in_memory_edges: int = Field(default=10_000_000, ge=0)
+    # Daily runs resolve only the day's delta (jobs/identity/incremental.py); every this many
+    # days, and whenever the registry or the operators' controls change, a run resolves all of
+    # silver (0: every run).
+    full_every_days: int = Field(default=7, ge=0)
 
 
 class _YamlSource(PydanticBaseSettingsSource):

@@ -36,6 +36,7 @@ SIG = "#"  # signature vertex ids start with it (node ids start with a type name
 SEP = "\x1f"  # a node id is its type, the unit separator (chr(31)), its value
 NODE = "identifier_type || chr(31) || identifier"
 MAX_JOINT_ROUNDS = 20  # each round refuses at least one value; more is a broken input
+SHARED = "shared: "  # how a value over its type's cap is refused (identity_blocked's reason)
 
 
 # --- extraction -----------------------------------------------------------------------------
@@ -128,10 +129,18 @@ def _id_sql(rule_id: RuleId) -> tuple[str, str, str]:
 # --- blocked values -------------------------------------------------------------------------
 
 
-def block(engine: Engine, registry: Registry, hmac_key: bytes, controls: list[tuple] = ()) -> None:
+def block(
+    engine: Engine,
+    registry: Registry,
+    hmac_key: bytes,
+    controls: list[tuple] = (),
+    *,
+    carried: bool = False,
+) -> None:
     """`blocked` (identifier_type, identifier, reason): the registry's blocked values among
-    `occ` (the exact values, junk phones and e-mails as their tokens, and the patterns) and the
-    operators' (`controls`: identifier_type, identifier, reason rows)."""
+    `occ` (the exact values, junk phones and e-mails as their tokens, and the patterns), the
+    operators' (`controls`: identifier_type, identifier, reason rows) and, when `carried`, the
+    rows of the table `carried` (a daily delta's values an earlier run refused)."""
     listed = [
         (kind, value, "blocked value (registry)")
         for kind, values in registry.blocked_values(hmac_key).items()
@@ -143,6 +152,8 @@ def block(engine: Engine, registry: Registry, hmac_key: bytes, controls: list[tu
         "select distinct o.identifier_type, o.identifier, l.reason from occ o "
         "join listed l on l.identifier_type = o.identifier_type and l.identifier = o.identifier"
     ]
+    if carried:
+        parts.append("select identifier_type, identifier, reason from carried")
     for kind, spec in registry.types.items():
         for rule, limit in spec.blocked.max_daily_records.items():
             parts.append(
@@ -346,7 +357,7 @@ def _stage(engine: Engine, registry: Registry, kind: str) -> None:
         """,
     )
     capped = (
-        f"select node, 'shared: seen with ' || cast(profiles as string) || ' profiles (cap "
+        f"select node, '{SHARED}seen with ' || cast(profiles as string) || ' profiles (cap "
         f"{spec.max_profiles})' as reason, 1 as pick from profiles "
         f"where profiles > {spec.max_profiles}"
         if spec.max_profiles

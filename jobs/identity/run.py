@@ -24,17 +24,18 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 from jobs.common import lake
 from jobs.common.settings import Settings, get_settings
-from jobs.identity import controls, graph, ids, matching
-from jobs.identity.engine import DuckEngine, Engine, SparkEngine
+from jobs.identity import controls, graph, ids, incremental, matching
+from jobs.identity.engine import DuckEngine, Engine, SparkEngine, quote
 from jobs.identity.registry import Registry, load_registry
 
 TABLES = (
     "identity_map",
+    incremental.STATE,
     "identity_matches",
     "identity_edges",
     "identity_updates",
@@ -44,6 +45,10 @@ TABLES = (
 )
 REPLACED = tuple(t for t in TABLES if t != "identity_updates")
 UPDATE_KEYS = ["_logical_date", "change", "old_one_id", "new_one_id"]
+MATCHES_SCHEMA = (
+    "matching string, record_l string, record_r string, match_probability double, "
+    "match_weight double, levels string, cluster string"
+)
 
 
 def rule_tables(registry: Registry, settings: Settings) -> dict[str, str]:
@@ -76,8 +81,11 @@ def rule_columns(registry: Registry, table: str, path: str) -> list[str]:
     return [c for c in present if c in wanted]
 
 
-def open_engine(settings: Settings, registry: Registry, paths: dict[str, str]) -> Engine:
-    """DuckDB over the tables' Arrow datasets when they are small enough, else Spark."""
+def open_engine(
+    settings: Settings, registry: Registry, paths: dict[str, str], where: str | None = None
+) -> Engine:
+    """DuckDB over the tables' Arrow datasets when they are small enough, else Spark; the
+    tables' rows matching `where` (a SQL predicate), or all."""
     if table_rows(paths) <= settings.identity.max_in_memory_edges:
         temp = Path(settings.var_dir) / "tmp" / "identity"
         temp.mkdir(parents=True, exist_ok=True)
@@ -86,7 +94,8 @@ def open_engine(settings: Settings, registry: Registry, paths: dict[str, str]) -
             # The columns the rules read, by delta-rs (DuckDB's filters pushed into a pyarrow
             # dataset trip over delta-rs's string_view statistics).
             engine.register(
-                f"t_{name}", lake.read_arrow(path, columns=rule_columns(registry, name, path))
+                f"t_{name}",
+                lake.read_arrow(path, where, columns=rule_columns(registry, name, path)),
             )
         return engine
     from jobs.common.spark import get_spark
@@ -94,7 +103,8 @@ def open_engine(settings: Settings, registry: Registry, paths: dict[str, str]) -
     spark = get_spark()
     engine = SparkEngine(spark, settings.identity.max_in_memory_edges)
     for name, path in paths.items():
-        engine.register(f"t_{name}", spark.read.format("delta").load(path))
+        frame = spark.read.format("delta").load(path)
+        engine.register(f"t_{name}", frame.where(where) if where else frame)
     return engine
 
 
@@ -143,11 +153,7 @@ def resolve(
     if pairs is not None:
         engine.register("identity_matches", pairs)
     else:
-        engine.empty(
-            "identity_matches",
-            "matching string, record_l string, record_r string, match_probability double, "
-            "match_weight double, levels string, cluster string",
-        )
+        engine.empty("identity_matches", MATCHES_SCHEMA)
     resolve_occurrences(engine, registry, hmac_key, day, previous=previous, operator=operator)
     return True
 
@@ -160,17 +166,19 @@ def resolve_occurrences(
     *,
     previous: object | None,
     operator: Controls = Controls(),
+    carried: bool = False,
 ) -> None:
-    """From `occ` on the engine: blocked values (the registry's and the operators'), manual
-    merges as records of rule `manual_merge`, the guarded graph with the never-merge pairs,
-    stable ids and edges (identity_map, identity_updates, identity_edges, identity_blocked).
-    `previous` is the last identity_map (Arrow or a DataFrame) or None."""
+    """From `occ` on the engine: blocked values (the registry's, the operators' and, when
+    `carried`, the table `carried`'s), manual merges as records of rule `manual_merge`, the
+    guarded graph with the never-merge pairs, stable ids and edges (identity_map,
+    identity_updates, identity_edges, identity_blocked). `previous` is the last identity_map
+    (Arrow, a DataFrame or the name of a table on the engine) or None."""
     if operator.merges:
         engine.small(
             "manual",
             ("rule", "record_key", "identifier_type", "identifier"),
             [
-                ("manual_merge", f"{t1}:{v1}|{t2}:{v2}", t, v)
+                (incremental.MANUAL_RULE, f"{t1}:{v1}|{t2}:{v2}", t, v)
                 for t1, v1, t2, v2 in operator.merges
                 for t, v in ((t1, v1), (t2, v2))
             ],
@@ -181,9 +189,9 @@ def resolve_occurrences(
             "as seen_at, identifier_type, cast(null as string) as namespace, identifier "
             "from manual",
         )
-    graph.block(engine, registry, hmac_key, list(operator.blocks))
+    graph.block(engine, registry, hmac_key, list(operator.blocks), carried=carried)
     graph.build(engine, registry, list(operator.apart))
-    if previous is not None:
+    if previous is not None and not isinstance(previous, str):
         engine.register("previous", previous)
     ids.assign(engine, day, has_previous=previous is not None)
     ids.edges_out(engine)
@@ -196,23 +204,59 @@ def resolve_occurrences(
     ids.customers(engine)
     engine.run(
         "identity_blocked",
-        "select identifier_type, identifier, reason, 0 as profiles from blocked "
-        "union all select identifier_type, identifier, reason, profiles from refused",
+        "select identifier_type, identifier, reason, 0 as profiles, 'blocked' as guard "
+        "from blocked union all select identifier_type, identifier, reason, profiles, "
+        f"case when reason like {quote(graph.SHARED + '%')} then 'shared' else 'refused' end "
+        "as guard from refused",
     )
 
 
-def run_identity(logical_date: date, settings: Settings | None = None) -> dict:
-    """Resolve every identity in silver as of now; write the identity tables. Returns counts."""
+def run_identity(
+    logical_date: date, settings: Settings | None = None, *, mode: str = "auto"
+) -> dict:
+    """Resolve the identities of silver as of now and write the identity tables. `mode`: `auto`
+    (the daily delta when the last run's state allows, jobs/identity/incremental.py; else all
+    of silver), `full` or `incremental` (the delta whenever there is state). Returns counts."""
     settings = settings or get_settings()
     started = time.monotonic()
     registry = load_registry(settings.identity.registry)
+    operator = Controls.load(settings)
+    current = incremental.fingerprint(registry, operator)
+    last = incremental.last_run(settings)
+    chosen, why = incremental.choose_mode(mode, last, current, logical_date, settings)
+    if chosen == "incremental":
+        result = _run_delta(logical_date, settings, registry, operator, last)
+    else:
+        result = _run_full(logical_date, settings, registry, operator)
+    if result is None:
+        return {"identity": "no silver table with identifiers yet"}
+    result = {"mode": chosen, "why": why, **result}
+    result["seconds"] = round(time.monotonic() - started, 1)
+    incremental.record_run(
+        settings,
+        {
+            "logical_date": logical_date,
+            "mode": chosen,
+            "fingerprint": current,
+            "finished_at": datetime.now(UTC),
+            "seconds": float(result["seconds"]),
+            "changed_records": int(result.get("changed_records", -1)),
+            "closure_records": int(result.get("closure_records", -1)),
+            "profiles": int(result["profiles"]),
+        },
+    )
+    return result
+
+
+def _run_full(
+    logical_date: date, settings: Settings, registry: Registry, operator: Controls
+) -> dict | None:
     paths = rule_tables(registry, settings)
     matching_started = time.monotonic()
     matched = matching.match(registry, settings, paths)
     matching_seconds = time.monotonic() - matching_started
     engine = open_engine(settings, registry, paths)
-    previous_path = lake.table_path("silver", "identity_map", settings)
-    previous = _previous(engine, previous_path)
+    previous = _previous(engine, lake.table_path("silver", "identity_map", settings))
     if not resolve(
         engine,
         registry,
@@ -220,15 +264,98 @@ def run_identity(logical_date: date, settings: Settings | None = None) -> dict:
         settings.hmac_key(),
         logical_date,
         previous=previous,
-        operator=Controls.load(settings),
+        operator=operator,
         matched=matched,
     ):
-        return {"identity": "no silver table with identifiers yet"}
-    _write(engine, settings, logical_date)
+        return None
+    _state_out(engine)
+    _write(engine, settings, logical_date, with_matches=True)
+    return {
+        **_counts(engine),
+        "matching_seconds": round(matching_seconds, 1),
+    }
+
+
+def _run_delta(
+    logical_date: date,
+    settings: Settings,
+    registry: Registry,
+    operator: Controls,
+    last: incremental.LastRun,
+) -> dict | None:
+    """The daily delta (jobs/identity/incremental.py) on the engine the tables' size asks for."""
+    paths = rule_tables(registry, settings)
+    first = incremental.since(last, logical_date)
+    day_rows = f"_logical_date >= DATE '{first.isoformat()}'"
+    engine = open_engine(settings, registry, paths, where=day_rows)
+    for name in ("identity_map", "identity_edges", "identity_records", "customers",
+                 "identity_blocked"):  # fmt: skip
+        _register_old(engine, f"old_{name}", lake.table_path("silver", name, settings))
+    _register_old(engine, "state", lake.table_path("silver", incremental.STATE, settings))
+    engine.run(
+        "hubs",
+        "select identifier_type, identifier, reason from old_identity_blocked "
+        "where guard in ('blocked', 'shared')",
+    )
+    day_tables = {n for n in paths if engine.count(f"t_{n}")}
+    member_tables = {
+        r.table for m in registry.matching for r in registry.rules if r.name in m.rules
+    }
+    match_types = sorted({m.type for m in registry.matching})
+    matching_seconds = 0.0
+    rematched = bool(day_tables & member_tables)
+    if rematched:
+        matching_started = time.monotonic()
+        matched = matching.match(registry, settings, paths)
+        matching_seconds = time.monotonic() - matching_started
+        occ, pairs = matched or (None, None)
+        if occ is not None:
+            engine.register("match_occ", occ)
+            engine.register("identity_matches", pairs)
+        else:
+            engine.empty("match_occ", incremental.OCC_SCHEMA)
+            engine.empty("identity_matches", MATCHES_SCHEMA)
+    n_changed = incremental.changed(engine, registry, day_tables, match_types, rematched=rematched)
+    counts = {"changed_records": n_changed, "matching_seconds": round(matching_seconds, 1)}
+    if n_changed == 0:
+        if rematched:
+            _write_matches(engine, settings)
+        return {**_counts_old(engine), **counts, "closure_records": 0}
+    rounds = incremental.close(engine, operator.merges)
+    incremental.closure_occ(engine)
+    inside = {tuple(r) for r in engine.rows("select identifier_type, identifier from closure_ids")}
+    within = Controls(
+        blocks=operator.blocks,
+        apart=operator.apart,
+        merges=tuple(m for m in operator.merges if (m[0], m[1]) in inside),
+    )
+    resolve_occurrences(
+        engine,
+        registry,
+        settings.hmac_key(),
+        logical_date,
+        previous="previous",
+        operator=within,
+        carried=True,
+    )
+    _state_out(engine)
+    closure_records = engine.count("closure")
+    incremental.splice(engine)
+    _write(engine, settings, logical_date, with_matches=rematched)
+    return {
+        **_counts(engine),
+        **counts,
+        "closure_records": closure_records,
+        "closure_profiles": engine.count("closure_profiles"),
+        "closure_rounds": rounds,
+    }
+
+
+def _counts(engine: Engine) -> dict:
     counts = engine.rows(
         "select (select count(distinct one_id) from identity_map), "
-        "(select count(*) from identity_map), (select count(*) from occ), "
-        "(select count(*) from identity_blocked), (select count(*) from identity_matches)"
+        "(select count(*) from identity_map), (select count(*) from state_out), "
+        "(select count(*) from identity_blocked)"
     )[0]
     changes = dict(engine.rows("select change, count(*) from identity_updates group by change"))
     return {
@@ -237,11 +364,54 @@ def run_identity(logical_date: date, settings: Settings | None = None) -> dict:
         "identifiers": counts[1],
         "occurrences": counts[2],
         "blocked": counts[3],
-        "matched_pairs": counts[4],
         "changes": changes,
-        "seconds": round(time.monotonic() - started, 1),
-        "matching_seconds": round(matching_seconds, 1),
     }
+
+
+def _counts_old(engine: Engine) -> dict:
+    counts = engine.rows(
+        "select (select count(distinct one_id) from old_identity_map), "
+        "(select count(*) from old_identity_map), (select count(*) from state), "
+        "(select count(*) from old_identity_blocked)"
+    )[0]
+    return {
+        "engine": engine.name,
+        "profiles": counts[0],
+        "identifiers": counts[1],
+        "occurrences": counts[2],
+        "blocked": counts[3],
+        "changes": {},
+    }
+
+
+def _state_out(engine: Engine) -> None:
+    """`state_out`: every record's ids with the one_id it now has (the delta's state)."""
+    ids.record_one_ids(engine, "record_ids", "identity_map")
+    engine.run(
+        "state_out",
+        "select o.rule, o.record_key, o.seen_at, o.identifier_type, o.namespace, "
+        "o.identifier, r.one_id from occ o join record_ids r "
+        "on r.rule = o.rule and r.record_key = o.record_key "
+        f"where o.rule <> {quote(incremental.MANUAL_RULE)}",
+    )
+
+
+def _register_old(engine: Engine, name: str, path: str) -> None:
+    """A table this run replaces, read before it does (DuckDB: the Parquet files of the
+    current version, read natively; Spark: a checkpoint)."""
+    if isinstance(engine, SparkEngine):
+        engine.register(name, engine.spark.read.format("delta").load(path).localCheckpoint())
+        return
+    files = lake.parquet_files(path)
+    if files is None:
+        engine.register(name, lake.read_arrow(path))
+        return
+    engine.con.execute(
+        f"create or replace table {name} as select * from read_parquet("
+        + "["
+        + ", ".join(quote(f) for f in files)
+        + "], union_by_name = true)"
+    )
 
 
 def _previous(engine: Engine, path: str):
@@ -252,21 +422,31 @@ def _previous(engine: Engine, path: str):
     return lake.read_arrow(path)  # read now: this run replaces the table
 
 
-def _write(engine: Engine, settings: Settings, logical_date: date) -> None:
+def _write(engine: Engine, settings: Settings, logical_date: date, *, with_matches: bool) -> None:
     day = f"date '{logical_date.isoformat()}'"
     # Only the change feed is dated: the other tables are the state of all of silver now,
     # whichever day's run wrote them (a rerun of an older day writes the same state).
     engine.run("identity_updates", f"select *, {day} as _logical_date from identity_updates")
+    engine.run(incremental.STATE, "select * from state_out")
+    replaced = [n for n in REPLACED if with_matches or n != "identity_matches"]
     path = {name: lake.table_path("silver", name, settings) for name in TABLES}
     if isinstance(engine, SparkEngine):
-        for name in REPLACED:
+        for name in replaced:
             lake.overwrite(engine.frame(name), path[name])
         lake.merge_upsert(
             engine.frame("identity_updates"), path["identity_updates"], keys=UPDATE_KEYS
         )
         return
-    for name in REPLACED:
+    for name in replaced:
         lake.overwrite_arrow(engine.arrow(name), path[name])
     updates = engine.arrow("identity_updates")
     if updates.num_rows or not lake.is_delta(path["identity_updates"]):
         lake.merge_arrow(updates, path["identity_updates"], keys=UPDATE_KEYS)
+
+
+def _write_matches(engine: Engine, settings: Settings) -> None:
+    path = lake.table_path("silver", "identity_matches", settings)
+    if isinstance(engine, SparkEngine):
+        lake.overwrite(engine.frame("identity_matches"), path)
+    else:
+        lake.overwrite_arrow(engine.arrow("identity_matches"), path)

@@ -1,0 +1,357 @@
+"""The daily delta of One-ID: re-resolve only the profiles a day's records can change.
+
+Every guard of the graph (jobs/identity/graph.py) decides within the records one value joins:
+a cap counts the profiles of a value's records, a per-profile limit the values of the profiles
+a merge would join, a name veto the names those profiles hold. So resolving a set of records
+that is closed (every record carrying one of its values is in it) gives what resolving all of
+silver gives for them. A day's run therefore:
+
+1. reads the rows silver wrote since the last run (`_logical_date`), extracts their ids, and
+   compares them with what the state (`silver.identity_occurrences`: every record's ids and
+   one_id as of the last run) holds for the same records: the *changed* records (new ones, and
+   old ones whose ids or time changed);
+2. closes over them: the records sharing any of their values, the whole profiles those belong
+   to, the values of those, and so on until nothing is added. Values the last run found shared
+   (over their cap) or blocked stay refused and are not followed: they are what would make the
+   closure everyone (a store's walk-in phone is on thousands of orders);
+3. resolves the closed set as a full run would (guards, operator controls, stable ids against
+   the previous map of those profiles) and splices it into the identity tables: the rows of
+   every profile it touched are replaced, all others are left as they were.
+
+What the delta cannot see, a full run does: a value over its cap that drops back under it when
+its profiles merge (it stays refused until then), and rows removed from silver. A full run comes
+whenever the registry or the operators' controls change, every `identity.full_every_days` days,
+when the state is missing, or on `cdp identity run --full`. A test resolves a world daily by the
+delta and once in full and gets the same profiles.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import TYPE_CHECKING
+
+from jobs.common import lake
+from jobs.identity import graph
+from jobs.identity.engine import Engine, quote
+
+if TYPE_CHECKING:
+    from jobs.common.settings import Settings
+    from jobs.identity.registry import Registry
+
+STATE = "identity_occurrences"  # silver: rule, record_key, seen_at, type, namespace, id, one_id
+RUNS = "identity_runs"  # ops: one row per run
+MANUAL_RULE = "manual_merge"  # the records operators' merges add; never part of the state
+MAX_CLOSURE_ROUNDS = 50  # each adds at least one value; a chain longer than this is a bug
+OCC = "rule, record_key, seen_at, identifier_type, namespace, identifier"
+KEY = "rule, record_key"
+OCC_SCHEMA = (
+    "rule string, record_key string, seen_at timestamp, identifier_type string, "
+    "namespace string, identifier string"
+)
+
+
+@dataclass(frozen=True)
+class LastRun:
+    logical_date: date
+    fingerprint: str
+    full_date: date | None  # the latest full run's date
+
+
+def fingerprint(registry: Registry, controls: object) -> str:
+    """What decides a merge besides the data: the registry and the operators' controls."""
+    text = registry.model_dump_json() + repr(controls)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def last_run(settings: Settings) -> LastRun | None:
+    path = lake.table_path("ops", RUNS, settings)
+    if not lake.is_delta(path):
+        return None
+    runs = lake.read_arrow(path).to_pylist()
+    if not runs:
+        return None
+    latest = max(runs, key=lambda r: r["finished_at"])
+    fulls = [r["logical_date"] for r in runs if r["mode"] == "full"]
+    return LastRun(latest["logical_date"], latest["fingerprint"], max(fulls) if fulls else None)
+
+
+def record_run(settings: Settings, row: dict) -> None:
+    import pyarrow as pa
+
+    lake.append_arrow(pa.Table.from_pylist([row]), lake.table_path("ops", RUNS, settings))
+
+
+def choose_mode(
+    requested: str, last: LastRun | None, current: str, day: date, settings: Settings
+) -> tuple[str, str]:
+    """('full' | 'incremental', why)."""
+    if requested == "full":
+        return "full", "asked for"
+    if last is None or not lake.is_delta(lake.table_path("silver", STATE, settings)):
+        return "full", "no earlier run's state"
+    if last.fingerprint != current:
+        return "full", "the registry or the operators' controls changed"
+    every = settings.identity.full_every_days
+    if requested == "auto" and (
+        every == 0 or last.full_date is None or (day - last.full_date).days >= every
+    ):
+        return "full", f"a full run every {every} days"
+    return "incremental", "the day's rows"
+
+
+def since(last: LastRun, day: date) -> date:
+    """The first `_logical_date` the delta reads: the day after the last run's, or the day
+    itself when it is a rerun or a backfill."""
+    return day if day <= last.logical_date else last.logical_date + timedelta(days=1)
+
+
+# --- the changed records --------------------------------------------------------------------
+
+
+def changed(
+    engine: Engine, registry: Registry, tables: set[str], match_types: list[str], *, rematched: bool
+) -> int:
+    """`changed` (rule, record_key) and `new_occ` (their ids now) from the day's rows registered
+    as `t_<table>` (those in `tables`) and the `state`. The values of `match_types` come from
+    `match_occ` (all of them, as matching gave them now) when `rematched`; else the state's
+    stand. Returns how many records changed."""
+    keys = [
+        f"select {quote(r.name)} as rule, {graph.record_key_sql(engine, r)} as record_key "
+        f"from t_{r.table}"
+        for r in registry.rules
+        if r.table in tables
+    ]
+    if keys:
+        graph.extract(engine, registry, tables)
+        engine.run("day_records", "select distinct * from (" + " union all ".join(keys) + ") k")
+    else:
+        engine.empty("occ", OCC_SCHEMA)
+        engine.empty("day_records", "rule string, record_key string")
+    matched = _in(match_types)
+    if not rematched:
+        engine.run(
+            "match_occ",
+            f"select s.rule, s.record_key, s.seen_at, s.identifier_type, s.namespace, "
+            f"s.identifier from state s join day_records d "
+            f"on d.rule = s.rule and d.record_key = s.record_key "
+            f"where s.identifier_type in ({matched})",
+        )
+    engine.run(
+        "candidates",
+        "select distinct rule, record_key from ("
+        "select rule, record_key from day_records union all "
+        "select rule, record_key from match_occ"
+        + (
+            f" union all select rule, record_key from state where identifier_type in ({matched})"
+            if rematched
+            else ""
+        )
+        + ") c",
+    )
+    engine.run(
+        "candidate_state",
+        "select s.rule, s.record_key, s.seen_at, s.identifier_type, s.namespace, s.identifier "
+        "from state s join candidates c on c.rule = s.rule and c.record_key = s.record_key",
+    )
+    engine.run(
+        "new_occ",
+        f"""
+        select {OCC} from occ where identifier_type not in ({matched})
+        union all
+        select s.rule, s.record_key, s.seen_at, s.identifier_type, s.namespace, s.identifier
+        from candidate_state s left join day_records d
+          on d.rule = s.rule and d.record_key = s.record_key
+        where d.rule is null and s.identifier_type not in ({matched})
+        union all
+        select {OCC} from match_occ
+        """,
+    )
+    engine.run(
+        "changed",
+        f"select distinct {KEY} from ("
+        f"(select {OCC} from new_occ except select {OCC} from candidate_state) union all "
+        f"(select {OCC} from candidate_state except select {OCC} from new_occ)) d",
+    )
+    return engine.count("changed")
+
+
+def _in(values: list[str]) -> str:
+    return ", ".join(quote(v) for v in values) or "''"
+
+
+# --- the closure ----------------------------------------------------------------------------
+
+
+def close(engine: Engine, merges: tuple[tuple[str, str, str, str], ...]) -> int:
+    """`closure` (rule, record_key) and `closure_ids` (identifier_type, identifier): the changed
+    records and every record reachable from them through values that are not `hubs` (the last
+    run's blocked and shared values) or through a profile; an operator's merge links its two
+    identifiers. Returns the rounds it took."""
+    engine.small(
+        "manual_links",
+        ("identifier_type", "identifier", "other_type", "other"),
+        [m for t1, v1, t2, v2 in merges for m in ((t1, v1, t2, v2), (t2, v2, t1, v1))],
+    )
+    engine.run(
+        "now_occ",  # every record's ids as they are now: the state with the changed replaced
+        "select s.rule, s.record_key, s.identifier_type, s.identifier, s.one_id from state s "
+        "left join changed c on c.rule = s.rule and c.record_key = s.record_key "
+        "where c.rule is null union all "
+        "select rule, record_key, identifier_type, identifier, "
+        "cast(null as string) as one_id from new_occ n "
+        "where exists (select 1 from changed c where c.rule = n.rule "
+        "and c.record_key = n.record_key)",
+    )
+    engine.run(
+        "closure_ids",
+        "select distinct s.identifier_type, s.identifier from state s "
+        "join changed c on c.rule = s.rule and c.record_key = s.record_key "
+        "union select identifier_type, identifier from new_occ n "
+        "where exists (select 1 from changed c where c.rule = n.rule "
+        "and c.record_key = n.record_key)",
+    )
+    engine.run(  # the profiles the changed records belonged to
+        "changed_profiles",
+        "select distinct s.one_id from state s join changed c "
+        "on c.rule = s.rule and c.record_key = s.record_key where s.one_id is not null",
+    )
+    size = -1
+    for rounds in range(1, MAX_CLOSURE_ROUNDS + 1):
+        engine.run(
+            "closure_ids",
+            "select i.identifier_type, i.identifier from closure_ids i "
+            "left join hubs h on h.identifier_type = i.identifier_type "
+            "and h.identifier = i.identifier where h.identifier is null",
+        )
+        engine.run(
+            "closure",
+            "select distinct o.rule, o.record_key from now_occ o join closure_ids i "
+            "on i.identifier_type = o.identifier_type and i.identifier = o.identifier "
+            "union select rule, record_key from changed",
+        )
+        engine.run(
+            "closure_profiles",
+            "select distinct o.one_id from now_occ o join closure c "
+            "on c.rule = o.rule and c.record_key = o.record_key where o.one_id is not null "
+            "union select one_id from changed_profiles",
+        )
+        engine.run(
+            "closure",
+            "select rule, record_key from closure union "
+            "select o.rule, o.record_key from now_occ o "
+            "join closure_profiles p on p.one_id = o.one_id",
+        )
+        engine.run(
+            "closure_ids",
+            "select distinct identifier_type, identifier from ("
+            "select o.identifier_type, o.identifier from now_occ o join closure c "
+            "on c.rule = o.rule and c.record_key = o.record_key union all "
+            "select m.other_type, m.other from manual_links m join closure_ids i "
+            "on i.identifier_type = m.identifier_type and i.identifier = m.identifier) x",
+        )
+        grown = engine.count("closure_ids")
+        if grown == size:
+            return rounds
+        size = grown
+    raise RuntimeError(f"identity delta: the closure still grew after {MAX_CLOSURE_ROUNDS} rounds")
+
+
+def closure_occ(engine: Engine) -> None:
+    """`occ` of the closed records: the state's for the unchanged, `new_occ` for the changed;
+    `previous` cut to the profiles they had; `carried`: the hubs among their values, refused
+    again for the reason they were (the closed set alone would not show why)."""
+    engine.run(
+        "occ",
+        "select s.rule, s.record_key, s.seen_at, s.identifier_type, s.namespace, s.identifier "
+        "from state s join closure c on c.rule = s.rule and c.record_key = s.record_key "
+        "left join changed x on x.rule = s.rule and x.record_key = s.record_key "
+        "where x.rule is null "
+        "union all select n.rule, n.record_key, n.seen_at, n.identifier_type, n.namespace, "
+        "n.identifier from new_occ n join changed x "
+        "on x.rule = n.rule and x.record_key = n.record_key",
+    )
+    engine.run(
+        "previous",
+        "select p.* from old_identity_map p join closure_profiles c on c.one_id = p.one_id",
+    )
+    engine.run(
+        "carried",
+        "select distinct h.identifier_type, h.identifier, h.reason from hubs h "
+        "join occ o on o.identifier_type = h.identifier_type and o.identifier = h.identifier",
+    )
+
+
+# --- splicing the closed set's tables into the old ones -------------------------------------
+
+
+def splice(engine: Engine) -> None:
+    """The identity tables of all of silver from the old ones (`old_<table>`) and the closed
+    set's (identity_map, identity_edges, identity_records, customers, identity_blocked,
+    state_out): every row of a profile, record or value the closure touched is replaced."""
+    gone = "select one_id from closure_profiles"
+    for name in ("identity_map", "identity_edges", "customers"):
+        engine.run(
+            name,
+            f"select o.* from old_{name} o left join ({gone}) g on g.one_id = o.one_id "
+            f"where g.one_id is null union all select * from {name}",
+        )
+    engine.run(
+        "identity_records",
+        "select o.* from old_identity_records o left join closure c "
+        "on c.rule = o.rule and c.record_key = o.record_key where c.rule is null "
+        "union all select * from identity_records",
+    )
+    engine.run(
+        "state_out",
+        "select o.* from state o left join closure c "
+        "on c.rule = o.rule and c.record_key = o.record_key where c.rule is null "
+        "union all select * from state_out",
+    )
+    engine.run(
+        "identity_blocked",
+        """
+        select o.* from old_identity_blocked o
+        left join (select identifier_type, identifier from closure_ids
+                   union select identifier_type, identifier from identity_blocked) t
+          on t.identifier_type = o.identifier_type and t.identifier = o.identifier
+        left join carried k
+          on k.identifier_type = o.identifier_type and k.identifier = o.identifier
+        where t.identifier is null or k.identifier is not null
+        union all
+        select b.* from identity_blocked b left join carried k
+          on k.identifier_type = b.identifier_type and k.identifier = b.identifier
+        where k.identifier is null
+        """,
+    )
+
+
+# --- checking the delta against a full run --------------------------------------------------
+
+
+def partition_diff(left: object, right: object) -> dict:
+    """How two identity maps (Arrow tables) group identifiers differently, whatever their ids:
+    each identifier is labeled by the least identifier of its profile, and the counts are of
+    identifiers labeled differently or present on one side only."""
+    import duckdb
+
+    con = duckdb.connect()
+    con.register("a", left)
+    con.register("b", right)
+    label = (
+        "select identifier_type || chr(31) || identifier as node, min(identifier_type || "
+        "chr(31) || identifier) over (partition by one_id) as label from {}"
+    )
+    row = con.execute(
+        f"""
+        with la as ({label.format("a")}), lb as ({label.format("b")})
+        select count(*) filter (where la.node is null),
+               count(*) filter (where lb.node is null),
+               count(*) filter (where la.label <> lb.label),
+               count(*)
+        from la full join lb on la.node = lb.node
+        """
+    ).fetchall()[0]
+    con.close()
+    return {"only_right": row[0], "only_left": row[1], "regrouped": row[2], "identifiers": row[3]}
