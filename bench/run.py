@@ -322,6 +322,100 @@ def bench_identity(days_: list[date], distributed_timeout: float = DISTRIBUTED_T
     }
 
 
+DELTA_SHARE = 0.01  # the daily delta: this share of every rule table's rows
+DELTA_SEED = 11
+
+
+def bench_identity_delta(days_: list[date], share: float = DELTA_SHARE) -> dict:
+    """One-ID's daily delta: a copy of the world's silver without `share` of every identity
+    rule table's rows (new members, orders, events, ...) is resolved in full; the rows come
+    back as the next day's, and the delta run resolves them. Beside it, in the same run, a full
+    run of the same final silver with the same matching models (what the delta saves), whose
+    profiles the delta must equal; and the first full run (with training) for reference."""
+    import numpy as np
+    import pyarrow as pa
+    from deltalake import write_deltalake
+
+    from jobs.common import lake
+    from jobs.common.settings import get_settings
+    from jobs.identity import incremental
+    from jobs.identity.controls import add_blocks, read_block_file
+    from jobs.identity.registry import load_registry
+    from jobs.identity.run import rule_tables, run_identity
+    from jobs.simulator.run import STORE_DEVICES
+
+    settings = get_settings()
+    if not lake.is_delta(lake.table_path("silver", "orders", settings)):
+        raise SystemExit("no silver yet: run the identity benchmark first")
+    scratch = Path(settings.var_dir) / "tmp" / "identity-delta"
+    shutil.rmtree(scratch, ignore_errors=True)
+    copy = settings.model_copy(update={"lake_root": str(scratch / "lake")})
+    registry = load_registry(settings.identity.registry)
+    paths = rule_tables(registry, settings)
+    for name in paths:
+        shutil.copytree(
+            lake.table_path("silver", name, settings), lake.table_path("silver", name, copy)
+        )
+    shutil.copytree(
+        lake.table_path("vault", "pii", settings), lake.table_path("vault", "pii", copy)
+    )
+    devices = Path(settings.landing_root) / STORE_DEVICES
+    if devices.is_file():
+        add_blocks(read_block_file(devices), copy)
+    rng = np.random.default_rng(DELTA_SEED)
+    held, rows = {}, 0
+    for name in paths:
+        path = lake.table_path("silver", name, copy)
+        table = lake.read_arrow(path)
+        out = pa.array(rng.random(table.num_rows) < share)
+        held[name] = table.filter(out)
+        rows += held[name].num_rows
+        write_deltalake(path, table.filter(pa.compute.invert(out)), mode="overwrite")
+    day, next_day = days_[-1], days_[-1] + timedelta(days=1)
+    started = time.perf_counter()
+    first = run_identity(day, copy, mode="full")
+    full_trained = time.perf_counter() - started
+    for name, table in held.items():
+        index = table.schema.get_field_index("_logical_date")
+        table = table.set_column(
+            index, "_logical_date", pa.array([next_day] * table.num_rows, pa.date32())
+        )
+        write_deltalake(lake.table_path("silver", name, copy), table, mode="append")
+    started = time.perf_counter()
+    delta = run_identity(next_day, copy, mode="incremental")
+    ours = time.perf_counter() - started
+    after_delta = lake.read_arrow(lake.table_path("silver", "identity_map", copy))
+    started = time.perf_counter()
+    full = run_identity(next_day, copy, mode="full", retrain=False)
+    floor = time.perf_counter() - started
+    regrouped = incremental.partition_diff(
+        after_delta, lake.read_arrow(lake.table_path("silver", "identity_map", copy))
+    )
+    shutil.rmtree(scratch, ignore_errors=True)
+    return {
+        "name": "identity_delta",
+        "what": (
+            f"One-ID's daily delta: {rows:,} new rows ({share:.0%} of every identity rule "
+            f"table) -> {delta['changed_records']:,} changed records, "
+            f"{delta['closure_records']:,} re-resolved, of {full['occurrences']:,} occurrences"
+        ),
+        "rows": rows,
+        "seconds": round(ours, 2),
+        "rows_per_second": round(rows / ours),
+        "baseline": "a full run of the same silver with the same matching models",
+        "baseline_rows": rows,
+        "baseline_seconds": round(floor, 2),
+        "baseline_rows_per_second": round(rows / floor),
+        "ratio_to_baseline": round(ours / floor, 3),
+        "full_run_with_training_seconds": round(full_trained, 2),
+        "delta": {k: v for k, v in delta.items() if k != "changes"},
+        "full_changes_after_delta": full["changes"],
+        "regrouped_against_full": regrouped,
+        "first_full_profiles": first["profiles"],
+        "runs": "one pass each",
+    }
+
+
 def ours_s(r: dict) -> float:
     """Our time over the distributed baseline's timeout: an upper bound of the ratio."""
     return round(r["seconds"] / r["distributed_timeout_seconds"], 2)
@@ -379,7 +473,7 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=2)
     parser.add_argument(
         "--only",
-        choices=["ingest", "silver", "identity"],
+        choices=["ingest", "silver", "identity", "identity_delta"],
         help="one kind of benchmark (default: all)",
     )
     parser.add_argument(
@@ -403,7 +497,7 @@ def main() -> None:
     days_ = [end - timedelta(days=offset) for offset in range(args.days)][::-1]
     try:
         _isolated(tmp)
-        silver = args.only in (None, "silver", "identity") or args.prepare
+        silver = args.only in (None, "silver", "identity", "identity_delta") or args.prepare
         world = _world(tmp, args.customers, args.days, end, every_source=silver)
         print(f"simulated {args.customers:,} customers x {args.days} days in {world['seconds']} s")
         if args.prepare:
@@ -414,6 +508,8 @@ def main() -> None:
             results.append(bench_silver(days_))
         if args.only in (None, "identity"):
             results.append(bench_identity(days_, args.distributed_timeout))
+        if args.only in (None, "identity_delta"):
+            results.append(bench_identity_delta(days_))
         for r in results:
             r["world"] = {"customers": args.customers, "days": args.days, **world}
     finally:

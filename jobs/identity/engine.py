@@ -64,6 +64,9 @@ class DuckEngine:
         self.con.execute(f"set memory_limit={quote(memory_limit)}")
         self.con.execute("set preserve_insertion_order=false")
         self.con.execute("set enable_progress_bar=false")  # steps report through `track`
+        # Times are UTC instants, as Spark's: a zoned time cast to `timestamp` is its UTC clock
+        # time on every machine (DuckDB would take the machine's zone).
+        self.con.execute("set TimeZone='UTC'")
         if temp_dir:
             self.con.execute(f"set temp_directory={quote(temp_dir)}")
 
@@ -148,6 +151,19 @@ class DuckEngine:
     def arrow(self, name: str) -> pa.Table:
         return self._table(f"select * from {name}")
 
+    def utc_arrow(self, name: str) -> pa.Table:
+        """`arrow` with its times as UTC instants (the type Spark writes), not clock times."""
+        import pyarrow as pa
+
+        data = self.arrow(name)
+        fields = [
+            f.with_type(pa.timestamp(f.type.unit, "UTC"))
+            if pa.types.is_timestamp(f.type) and f.type.tz is None
+            else f
+            for f in data.schema
+        ]
+        return data.cast(pa.schema(fields, metadata=data.schema.metadata))
+
     def _table(self, query: str) -> pa.Table:
         return self.con.sql(query).to_arrow_table()
 
@@ -166,6 +182,9 @@ class DuckEngine:
 
     def sorted_join(self, expr: str, sep: str) -> str:
         return f"string_agg(distinct {expr}, {sep} order by {expr})"
+
+
+CONSTRAINTS = "spark.sql.constraintPropagation.enabled"
 
 
 class SparkEngine:
@@ -199,7 +218,15 @@ class SparkEngine:
         self.register(name, self.spark.createDataFrame([], schema))
 
     def run(self, name: str, query: str) -> None:
-        self.register(name, self.spark.sql(query).localCheckpoint())
+        # Without constraint propagation: Spark 4.2's rewrite of a union's constraints looks up
+        # the attributes of a checkpointed side by ids it no longer has ("key not found").
+        conf = self.spark.conf
+        before = conf.get(CONSTRAINTS, "true")
+        conf.set(CONSTRAINTS, "false")
+        try:
+            self.register(name, self.spark.sql(query).localCheckpoint())
+        finally:
+            conf.set(CONSTRAINTS, before)
 
     def components(self, edges: str, out: str) -> None:
         from pyspark.sql import functions as F

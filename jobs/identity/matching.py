@@ -24,9 +24,10 @@ builds the graph.
 
 from __future__ import annotations
 
+import json
 import logging
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from jobs.common import lake
 from jobs.common.errors import CdpError
@@ -36,6 +37,8 @@ from jobs.identity.graph import record_key_sql
 from jobs.identity.registry import Comparison, Matching, Registry, sql_words
 
 if TYPE_CHECKING:
+    import pyarrow as pa
+
     from jobs.common.settings import Settings
 
 SEED = 42  # u sampling: the same lists give the same model
@@ -43,25 +46,57 @@ SEED = 42  # u sampling: the same lists give the same model
 log = logging.getLogger(__name__)
 
 
-def match(registry: Registry, settings: Settings, paths: dict[str, str]) -> tuple | None:
-    """(occurrences, matches): Arrow tables of the identifier values the matching rules give
-    member-list records (rule, record_key, seen_at, identifier_type, namespace, identifier: as
+class Matched(NamedTuple):
+    """What matching gives the graph: Arrow tables of the identifier values of member-list
+    records (rule, record_key, seen_at, identifier_type, namespace, identifier: as
     graph.extract's `occ`) and of the pairs behind them (matching, record_l, record_r,
-    match_probability, match_weight, levels, cluster); None when nothing matched."""
+    match_probability, match_weight, levels, cluster), and each matching's model (Splink's
+    JSON) that scored them."""
+
+    occ: pa.Table
+    pairs: pa.Table
+    models: dict[str, str]
+
+
+def match(
+    registry: Registry,
+    settings: Settings,
+    paths: dict[str, str],
+    *,
+    models: dict[str, str] | None = None,
+    fresh: pa.Table | None = None,
+    old_pairs: pa.Table | None = None,
+) -> Matched | None:
+    """Match the member lists; None when nothing matched. Trains each matching's model on the
+    lists, unless `models` has it (a model an earlier run trained) and `fresh` (rule,
+    record_key: the member records new or changed since) is given: then only the pairs with a
+    fresh record are scored, and the pairs of `old_pairs` (the last identity_matches) between
+    records that are neither fresh nor gone are kept, so a day's new members are matched
+    without training again."""
     import pyarrow as pa
 
-    occ, pairs = [], []
+    occ, pairs, trained = [], [], {}
     for matching in registry.matching:
         rules = [r for r in registry.rules if r.name in matching.rules and r.table in paths]
         if not rules:
             continue
+        model = (models or {}).get(matching.name)
         with _engine(settings) as engine:
-            if _load(engine, matching, rules, paths, settings) and _link(engine, matching):
-                occ.append(engine.arrow("match_occ"))
-                pairs.append(engine.arrow("match_pairs"))
+            if not _load(engine, matching, rules, paths, settings):
+                continue
+            if model is not None and fresh is not None:
+                linked = _link_fresh(engine, matching, model, fresh, old_pairs)
+            else:
+                model = _link(engine, matching)
+                linked = model is not None and _clusters(engine, matching)
+            if model is not None:
+                trained[matching.name] = model
+            if linked:
+                occ.append(engine.utc_arrow("match_occ"))
+                pairs.append(engine.utc_arrow("match_pairs"))
     if not occ:
         return None
-    return pa.concat_tables(occ), pa.concat_tables(pairs)
+    return Matched(pa.concat_tables(occ), pa.concat_tables(pairs), trained)
 
 
 @contextmanager
@@ -288,8 +323,9 @@ def _quiet():
         logger.setLevel(level)
 
 
-def _link(engine: DuckEngine, matching: Matching) -> bool:
-    """`match_pairs` and `match_occ` from `match_input`; False when nothing matched."""
+def _link(engine: DuckEngine, matching: Matching) -> str | None:
+    """Train the matching's model on `match_input` and score its blocked pairs into
+    `match_predicted`; the model (Splink's JSON), or None when there is nothing to train on."""
     from splink import DuckDBAPI, Linker, SettingsCreator, block_on
 
     settings = SettingsCreator(
@@ -307,7 +343,7 @@ def _link(engine: DuckEngine, matching: Matching) -> bool:
             matching.name,
             f"{records:,}",
         )
-        return False
+        return None
     steps = ["prior", "u", *(f"m on {'+'.join(b)}" for b in matching.train_on), "pairs"]
     with _quiet():
         db = DuckDBAPI(connection=engine.con)
@@ -326,6 +362,7 @@ def _link(engine: DuckEngine, matching: Matching) -> bool:
                 model = _unseen_u(linker.misc.save_model_to_json(), sampled)
                 linker = Linker(db.register("match_input"), model, log_level=logging.WARNING)
             elif step == "pairs":
+                model = linker.misc.save_model_to_json()
                 predictions = linker.inference.predict(
                     threshold_match_probability=matching.threshold
                 )
@@ -345,20 +382,82 @@ def _link(engine: DuckEngine, matching: Matching) -> bool:
                     log.warning("matching %s: %s dropped (%s)", matching.name, step, exc)
                     linker = Linker(db.register("match_input"), model, log_level=logging.WARNING)
         engine.register("match_predicted", predictions.as_duckdbpyrelation().to_arrow_table())
-    levels = " || '; ' || ".join(
-        f"'{name}: ' || case gamma_{name} "
-        + " ".join(f"when {g} then {quote(label)}" for g, label in labels.items())
-        + " end"
-        for name, labels in _labels(matching).items()
-    )
-    vetoes = [f"gamma_{n} <> 0" for n, c in matching.compare.items() if c.vetoes]
+    return json.dumps(model)
+
+
+def _link_fresh(
+    engine: DuckEngine,
+    matching: Matching,
+    model: str,
+    fresh: pa.Table,
+    old_pairs: pa.Table | None,
+) -> bool:
+    """`match_pairs` and `match_occ` with a saved model: the fresh records' pairs scored (with
+    the others and among themselves: Splink's predict_between and predict_within), and the old
+    pairs of the rest kept. False when nothing matched."""
+    import pyarrow as pa
+    from splink import DuckDBAPI, Linker
+
+    engine.register("fresh_keys", fresh)
     engine.run(
-        "match_pairs_raw",
-        f"select least(unique_id_l, unique_id_r) as record_l, "
-        f"greatest(unique_id_l, unique_id_r) as record_r, match_probability, match_weight, "
-        f"{levels} as levels from match_predicted"
-        + (f" where {' and '.join(vetoes)}" if vetoes else ""),
+        "match_fresh",
+        "select i.* from match_input i join fresh_keys f "
+        "on f.rule = i.rule and f.record_key = i.record_key",
     )
+    engine.run(
+        "match_kept",
+        "select i.* from match_input i left join match_fresh f on f.unique_id = i.unique_id "
+        "where f.unique_id is null",
+    )
+    predicted = []
+    if engine.count("match_fresh"):
+        with _quiet():
+            db = DuckDBAPI(connection=engine.con)
+            linker = Linker(
+                db.register("match_input"), json.loads(model), log_level=logging.WARNING
+            )
+            for name, comparison in matching.compare.items():
+                if comparison.kind == "name":  # term frequencies of the lists as they are now
+                    linker.table_management.compute_tf_table(name)
+            new = db.register("match_fresh")
+            for scored in (
+                linker.inference.predict_between(
+                    db.register("match_kept"), new, threshold_match_probability=matching.threshold
+                ),
+                linker.inference.predict_within(
+                    new, threshold_match_probability=matching.threshold
+                ),
+            ):
+                predicted.append(scored.as_duckdbpyrelation().to_arrow_table())
+    if predicted:
+        engine.register("match_predicted", pa.concat_tables(predicted, promote_options="default"))
+    else:
+        engine.empty("match_predicted", "unique_id_l varchar, unique_id_r varchar")
+    kept = None
+    if old_pairs is not None and old_pairs.num_rows:
+        engine.register("old_pairs", old_pairs)
+        kept = (
+            "select p.record_l, p.record_r, p.match_probability, p.match_weight, p.levels "
+            "from old_pairs p join match_kept l on l.unique_id = p.record_l "
+            "join match_kept r on r.unique_id = p.record_r "
+            f"where p.matching = {quote(matching.name)}"
+        )
+    return _clusters(engine, matching, kept=kept, scored=bool(predicted))
+
+
+def _clusters(
+    engine: DuckEngine, matching: Matching, *, kept: str | None = None, scored: bool = True
+) -> bool:
+    """`match_pairs` and `match_occ` from the scored pairs of `match_predicted` (less those a
+    vetoing field tells apart) and the pairs of the query `kept`; False when there are none."""
+    parts = []
+    if scored:
+        parts.append(_scored_pairs(matching))
+    if kept:
+        parts.append(kept)
+    if not parts:
+        return False
+    engine.run("match_pairs_raw", " union all ".join(parts))
     if not engine.count("match_pairs_raw"):
         return False
     engine.run("match_edges", "select record_l as sig, record_r as node from match_pairs_raw")
@@ -383,6 +482,24 @@ def _link(engine: DuckEngine, matching: Matching) -> bool:
         "join match_input i on i.unique_id = c.vertex",
     )
     return True
+
+
+def _scored_pairs(matching: Matching) -> str:
+    """SQL of `match_predicted`'s pairs as identity_matches has them (the records in order,
+    each field's level in words), less the pairs a vetoing field tells apart."""
+    levels = " || '; ' || ".join(
+        f"'{name}: ' || case gamma_{name} "
+        + " ".join(f"when {g} then {quote(label)}" for g, label in labels.items())
+        + " end"
+        for name, labels in _labels(matching).items()
+    )
+    vetoes = [f"gamma_{n} <> 0" for n, c in matching.compare.items() if c.vetoes]
+    return (
+        f"select least(unique_id_l, unique_id_r) as record_l, "
+        f"greatest(unique_id_l, unique_id_r) as record_r, match_probability, match_weight, "
+        f"{levels} as levels from match_predicted"
+        + (f" where {' and '.join(vetoes)}" if vetoes else "")
+    )
 
 
 def _unseen_u(model: dict, sampled: int) -> dict:

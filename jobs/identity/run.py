@@ -14,10 +14,14 @@ the guarded identity graph -> stable one_ids -> the identity tables in silver.
 - `silver.identity_matches`: the member-list pairs probabilistic matching linked
   (jobs/identity/matching.py), with their match probability and how each field compared.
 - `silver.customers`: one row per one_id (since when, identifiers, latest phone token, card).
+- `silver.identity_occurrences`: every record's ids and one_id, the state the daily delta
+  starts from; `silver.identity_models`: each matching's Splink model, as a full run trained
+  it; `ops.identity_runs`: each run's date, mode and what it changed.
 
 Where it runs (jobs/identity/engine.py): in this process on DuckDB when the rules' silver tables
-hold at most `identity.max_in_memory_edges` records, on Spark beyond. The run reads the whole
-of silver each time; the daily delta (only the profiles a day's records touch) is to come.
+hold at most `identity.max_in_memory_edges` records, on Spark beyond. A day's run resolves only
+what the day's rows can change (jobs/identity/incremental.py); a full run resolves all of silver
+and trains the matching models again.
 """
 
 from __future__ import annotations
@@ -135,14 +139,14 @@ def resolve(
     *,
     previous: object | None,
     operator: Controls = Controls(),
-    matched: tuple | None = None,
+    matched: matching.Matched | None = None,
 ) -> bool:
     """The whole resolution on an engine: extraction (False when no rule's table exists), the
     values probabilistic matching gave (`matched`, from `matching.match`), then
     `resolve_occurrences`."""
     if not graph.extract(engine, registry, tables):
         return False
-    occ, pairs = matched or (None, None)
+    occ, pairs = (matched.occ, matched.pairs) if matched else (None, None)
     if occ is not None:
         engine.register("matched_occ", occ)
         engine.run(
@@ -212,11 +216,17 @@ def resolve_occurrences(
 
 
 def run_identity(
-    logical_date: date, settings: Settings | None = None, *, mode: str = "auto"
+    logical_date: date,
+    settings: Settings | None = None,
+    *,
+    mode: str = "auto",
+    retrain: bool = True,
 ) -> dict:
     """Resolve the identities of silver as of now and write the identity tables. `mode`: `auto`
     (the daily delta when the last run's state allows, jobs/identity/incremental.py; else all
-    of silver), `full` or `incremental` (the delta whenever there is state). Returns counts."""
+    of silver), `full` or `incremental` (the delta whenever there is state). A full run trains
+    the matching models again unless not `retrain` (then it scores with the saved ones, as the
+    delta does). Returns counts."""
     settings = settings or get_settings()
     started = time.monotonic()
     registry = load_registry(settings.identity.registry)
@@ -227,7 +237,7 @@ def run_identity(
     if chosen == "incremental":
         result = _run_delta(logical_date, settings, registry, operator, last)
     else:
-        result = _run_full(logical_date, settings, registry, operator)
+        result = _run_full(logical_date, settings, registry, operator, retrain=retrain)
     if result is None:
         return {"identity": "no silver table with identifiers yet"}
     result = {"mode": chosen, "why": why, **result}
@@ -249,11 +259,13 @@ def run_identity(
 
 
 def _run_full(
-    logical_date: date, settings: Settings, registry: Registry, operator: Controls
+    logical_date: date, settings: Settings, registry: Registry, operator: Controls, *, retrain: bool
 ) -> dict | None:
     paths = rule_tables(registry, settings)
     matching_started = time.monotonic()
-    matched = matching.match(registry, settings, paths)
+    matched = matching.match(
+        registry, settings, paths, models=None if retrain else _models(settings)
+    )
     matching_seconds = time.monotonic() - matching_started
     engine = open_engine(settings, registry, paths)
     previous = _previous(engine, lake.table_path("silver", "identity_map", settings))
@@ -270,6 +282,7 @@ def _run_full(
         return None
     _state_out(engine)
     _write(engine, settings, logical_date, with_matches=True)
+    _write_models(matched, settings, logical_date)
     return {
         **_counts(engine),
         "matching_seconds": round(matching_seconds, 1),
@@ -295,7 +308,7 @@ def _run_delta(
     engine.run(
         "hubs",
         "select identifier_type, identifier, reason from old_identity_blocked "
-        "where guard in ('blocked', 'shared')",
+        "where guard = 'blocked'",
     )
     day_tables = {n for n in paths if engine.count(f"t_{n}")}
     member_tables = {
@@ -306,15 +319,30 @@ def _run_delta(
     rematched = bool(day_tables & member_tables)
     if rematched:
         matching_started = time.monotonic()
-        matched = matching.match(registry, settings, paths)
+        fresh = " union all ".join(
+            f"select {quote(r.name)} as rule, {graph.record_key_sql(engine, r)} as record_key "
+            f"from t_{r.table}"
+            for m in registry.matching
+            for r in registry.rules
+            if r.name in m.rules and r.table in day_tables
+        )
+        engine.run("fresh_members", fresh)
+        matched = matching.match(
+            registry,
+            settings,
+            paths,
+            models=_models(settings),
+            fresh=_arrow(engine, "fresh_members"),
+            old_pairs=_read(lake.table_path("silver", "identity_matches", settings)),
+        )
         matching_seconds = time.monotonic() - matching_started
-        occ, pairs = matched or (None, None)
-        if occ is not None:
-            engine.register("match_occ", occ)
-            engine.register("identity_matches", pairs)
+        if matched is not None:
+            engine.register("match_occ", matched.occ)
+            engine.register("identity_matches", matched.pairs)
         else:
             engine.empty("match_occ", incremental.OCC_SCHEMA)
             engine.empty("identity_matches", MATCHES_SCHEMA)
+        _write_models(matched, settings, logical_date)
     n_changed = incremental.changed(engine, registry, day_tables, match_types, rematched=rematched)
     counts = {"changed_records": n_changed, "matching_seconds": round(matching_seconds, 1)}
     if n_changed == 0:
@@ -403,7 +431,7 @@ def _register_old(engine: Engine, name: str, path: str) -> None:
         engine.register(name, engine.spark.read.format("delta").load(path).localCheckpoint())
         return
     files = lake.parquet_files(path)
-    if files is None:
+    if not files:  # not plain Parquet, or an empty table
         engine.register(name, lake.read_arrow(path))
         return
     engine.con.execute(
@@ -438,8 +466,8 @@ def _write(engine: Engine, settings: Settings, logical_date: date, *, with_match
         )
         return
     for name in replaced:
-        lake.overwrite_arrow(engine.arrow(name), path[name])
-    updates = engine.arrow("identity_updates")
+        lake.overwrite_arrow(engine.utc_arrow(name), path[name])
+    updates = engine.utc_arrow("identity_updates")
     if updates.num_rows or not lake.is_delta(path["identity_updates"]):
         lake.merge_arrow(updates, path["identity_updates"], keys=UPDATE_KEYS)
 
@@ -449,4 +477,40 @@ def _write_matches(engine: Engine, settings: Settings) -> None:
     if isinstance(engine, SparkEngine):
         lake.overwrite(engine.frame("identity_matches"), path)
     else:
-        lake.overwrite_arrow(engine.arrow("identity_matches"), path)
+        lake.overwrite_arrow(engine.utc_arrow("identity_matches"), path)
+
+
+MODELS = "identity_models"  # silver: each matching's Splink model, as the last full run trained
+
+
+def _write_models(matched: matching.Matched | None, settings: Settings, day: date) -> None:
+    import pyarrow as pa
+
+    if matched is None or not matched.models:
+        return
+    names = sorted(matched.models)
+    lake.overwrite_arrow(
+        pa.table(
+            {
+                "matching": names,
+                "model": [matched.models[n] for n in names],
+                "written_on": pa.array([day] * len(names), pa.date32()),
+            }
+        ),
+        lake.table_path("silver", MODELS, settings),
+    )
+
+
+def _models(settings: Settings) -> dict[str, str]:
+    rows = _read(lake.table_path("silver", MODELS, settings))
+    return {r["matching"]: r["model"] for r in rows.to_pylist()} if rows is not None else {}
+
+
+def _read(path: str):
+    return lake.read_arrow(path) if lake.is_delta(path) else None
+
+
+def _arrow(engine: Engine, name: str):
+    if isinstance(engine, SparkEngine):
+        return engine.frame(name).toArrow()
+    return engine.arrow(name)

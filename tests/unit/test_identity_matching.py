@@ -3,7 +3,7 @@ often no phone links to the CRM by name, birthday and address, through Splink tr
 lists themselves, without joining look-alikes; its clusters then join profiles in the graph."""
 
 import random
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import pyarrow as pa
 import pytest
@@ -25,7 +25,7 @@ DISTRICTS = (
     ("110105", "北京市朝阳区"),
     ("440305", "广东省深圳市南山区"),
 )
-T = datetime(2026, 11, 27, 9, 0)
+T = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)  # silver's times are UTC instants
 
 
 def _person(rng: random.Random, i: int) -> dict:
@@ -91,6 +91,8 @@ def _tok(kind: str, value):
 
 
 def _write(settings, crm: list[dict], store: list[dict]) -> dict[str, str]:
+    """The two lists as silver has them (a person's `day`, if given, is the `_logical_date`
+    silver last wrote their row) and their values in the vault."""
     members = pa.Table.from_pylist(
         [
             {
@@ -108,6 +110,7 @@ def _write(settings, crm: list[dict], store: list[dict]) -> dict[str, str]:
                 "home_store": None,
                 "registered_at": None,
                 "crm_updated_at": T,
+                "_logical_date": p.get("day", T.date()),
             }
             for p in crm
         ]
@@ -127,6 +130,7 @@ def _write(settings, crm: list[dict], store: list[dict]) -> dict[str, str]:
                 "gender": p["gender"],
                 "registered_on": None,
                 "updated_at": T,
+                "_logical_date": p.get("day", T.date()),
             }
             for p in store
         ]
@@ -156,7 +160,7 @@ def _person_of(unique_id: str) -> int:
 def test_store_rows_without_a_phone_link_to_their_crm_member_and_look_alikes_do_not(lake, lists):
     crm, store = lists
     registry = load_registry()
-    occ, pairs = matching.match(registry, lake, _write(lake, crm, store))
+    occ, pairs, _ = matching.match(registry, lake, _write(lake, crm, store))
     found = pairs.to_pylist()
     wrong = [p for p in found if _person_of(p["record_l"]) != _person_of(p["record_r"])]
     assert wrong == []
@@ -267,7 +271,7 @@ def test_a_housemate_with_the_members_address_and_phone_never_matches(lake):
         store.append({**_person(rng, 3000 + i), **shared, "birthday": None})
     registry = load_registry()
     paths = _write(lake, crm, store)
-    _, pairs = matching.match(registry, lake, paths)
+    _, pairs, _ = matching.match(registry, lake, paths)
     found = pairs.to_pylist()
     assert all(_person_of(p["record_l"]) == _person_of(p["record_r"]) for p in found)
     assert {_person_of(p["record_l"]) for p in found} >= set(range(1, 200, 2))
@@ -276,5 +280,5 @@ def test_a_housemate_with_the_members_address_and_phone_never_matches(lake):
     lenient = registry.matching[0].model_copy(
         update={"compare": {**registry.matching[0].compare, "name": name}}
     )
-    _, pairs = matching.match(registry.model_copy(update={"matching": (lenient,)}), lake, paths)
+    _, pairs, _ = matching.match(registry.model_copy(update={"matching": (lenient,)}), lake, paths)
     assert any(_person_of(p["record_l"]) >= 200 for p in pairs.to_pylist())
