@@ -2,27 +2,31 @@
 
 Every guard of the graph (jobs/identity/graph.py) decides within the records one value joins:
 a cap counts the profiles of a value's records, a per-profile limit the values of the profiles
-a merge would join, a name veto the names those profiles hold. So resolving a set of records
-that is closed (every record carrying one of its values is in it) gives what resolving all of
-silver gives for them. A day's run therefore:
+a merge would join, a name veto the names those profiles hold. So resolving whole profiles with
+every record of the values in question gives what resolving all of silver gives for them. A
+day's run therefore:
 
 1. reads the rows silver wrote since the last run (`_logical_date`), extracts their ids, and
    compares them with what the state (`silver.identity_occurrences`: every record's ids and
    one_id as of the last run) holds for the same records: the *changed* records (new ones, and
    old ones whose ids or time changed);
-2. closes over them: the records sharing any of their values, the whole profiles those belong
-   to, the values of those, and so on until nothing is added. Values the last run found shared
-   (over their cap) or blocked stay refused and are not followed: they are what would make the
-   closure everyone (a store's walk-in phone is on thousands of orders);
-3. resolves the closed set as a full run would (guards, operator controls, stable ids against
+2. takes the records the changes can reach: the records sharing any of their values (before
+   or after), and every record of the profiles all of these belong to. Values the last run
+   blocked (the registry's junk and patterns, the operators' blocks, a phone busy on one day's
+   orders) stay blocked and are not followed (a store's walk-in phone is on thousands of
+   orders). A value of those profiles reaching records beyond them was refused before (an
+   accepted value's records are all in one profile) and stays refused, for the reason it was:
+   following it would chain household to household (half the records of the 1M world);
+3. resolves those records as a full run would (guards, operator controls, stable ids against
    the previous map of those profiles) and splices it into the identity tables: the rows of
    every profile it touched are replaced, all others are left as they were.
 
-What the delta cannot see, a full run does: a value over its cap that drops back under it when
-its profiles merge (it stays refused until then), and rows removed from silver. A full run comes
+What the delta does not see, a full run does: a refusal the day would lift for a value beyond
+what it reached (a phone between two profiles whose names now agree), rows removed from silver
+(an erasure) and a silver day rebuilt after a later day's identity run. A full run comes
 whenever the registry or the operators' controls change, every `identity.full_every_days` days,
-when the state is missing, or on `cdp identity run --full`. A test resolves a world daily by the
-delta and once in full and gets the same profiles.
+when the state is missing, or on `cdp identity run --full`. Tests resolve a world daily by the
+delta and once in full and get the same profiles, one_ids and refusals.
 """
 
 from __future__ import annotations
@@ -185,10 +189,21 @@ def _in(values: list[str]) -> str:
 
 
 def close(engine: Engine, merges: tuple[tuple[str, str, str, str], ...]) -> int:
-    """`closure` (rule, record_key) and `closure_ids` (identifier_type, identifier): the changed
-    records and every record reachable from them through values that are not `hubs` (the last
-    run's blocked and shared values) or through a profile; an operator's merge links its two
-    identifiers. Returns the rounds it took."""
+    """The records the day's changes can reach, on the engine:
+
+    - `closure` (rule, record_key): the changed records, the records sharing a value with them
+      (their values before and after, and an operator's merge partner of those), and every
+      record of the profiles all of these belong to;
+    - `closure_profiles` (one_id): those profiles, re-resolved whole;
+    - `frozen` (identifier_type, identifier, reason): values of the closed records that also
+      reach records beyond them. Such a value was refused before (an accepted value's records
+      are all in one profile); its refusal stands, for the reason it was, so the closed set
+      alone decides nothing about records it does not hold;
+    - `closure_ids`: the closed records' values that are decided again (not `hubs`, the last
+      run's blocked values, nor frozen).
+
+    A value reaching beyond that was not refused (a never-merge cut) is followed like a changed
+    record's, and the closure taken again. Returns the rounds it took."""
     engine.small(
         "manual_links",
         ("identifier_type", "identifier", "other_type", "other"),
@@ -205,7 +220,7 @@ def close(engine: Engine, merges: tuple[tuple[str, str, str, str], ...]) -> int:
         "and c.record_key = n.record_key)",
     )
     engine.run(
-        "closure_ids",
+        "seeds",
         "select distinct s.identifier_type, s.identifier from state s "
         "join changed c on c.rule = s.rule and c.record_key = s.record_key "
         "union select identifier_type, identifier from new_occ n "
@@ -217,51 +232,88 @@ def close(engine: Engine, merges: tuple[tuple[str, str, str, str], ...]) -> int:
         "select distinct s.one_id from state s join changed c "
         "on c.rule = s.rule and c.record_key = s.record_key where s.one_id is not null",
     )
-    size = -1
-    for rounds in range(1, MAX_CLOSURE_ROUNDS + 1):
-        engine.run(
-            "closure_ids",
-            "select i.identifier_type, i.identifier from closure_ids i "
-            "left join hubs h on h.identifier_type = i.identifier_type "
-            "and h.identifier = i.identifier where h.identifier is null",
-        )
-        engine.run(
-            "closure",
-            "select distinct o.rule, o.record_key from now_occ o join closure_ids i "
-            "on i.identifier_type = o.identifier_type and i.identifier = o.identifier "
-            "union select rule, record_key from changed",
-        )
-        engine.run(
-            "closure_profiles",
-            "select distinct o.one_id from now_occ o join closure c "
-            "on c.rule = o.rule and c.record_key = o.record_key where o.one_id is not null "
-            "union select one_id from changed_profiles",
-        )
-        engine.run(
-            "closure",
-            "select rule, record_key from closure union "
-            "select o.rule, o.record_key from now_occ o "
-            "join closure_profiles p on p.one_id = o.one_id",
-        )
-        engine.run(
-            "closure_ids",
-            "select distinct identifier_type, identifier from ("
-            "select o.identifier_type, o.identifier from now_occ o join closure c "
-            "on c.rule = o.rule and c.record_key = o.record_key union all "
-            "select m.other_type, m.other from manual_links m join closure_ids i "
-            "on i.identifier_type = m.identifier_type and i.identifier = m.identifier) x",
-        )
-        grown = engine.count("closure_ids")
-        if grown == size:
-            return rounds
-        size = grown
-    raise RuntimeError(f"identity delta: the closure still grew after {MAX_CLOSURE_ROUNDS} rounds")
+    rounds = 1
+    while _reach(engine):
+        if rounds == MAX_CLOSURE_ROUNDS:
+            raise RuntimeError(
+                f"identity delta: the closure still grew after {MAX_CLOSURE_ROUNDS} rounds"
+            )
+        engine.run("seeds", "select * from seeds union select * from unexplained")
+        rounds += 1
+    engine.run(
+        "frozen",
+        "select b.identifier_type, b.identifier, min(k.reason) as reason from beyond b "
+        "join old_identity_blocked k on k.identifier_type = b.identifier_type "
+        "and k.identifier = b.identifier group by b.identifier_type, b.identifier",
+    )
+    engine.run(
+        "closure_ids",
+        "select v.identifier_type, v.identifier from closure_values v "
+        "left join frozen f on f.identifier_type = v.identifier_type "
+        "and f.identifier = v.identifier where f.identifier is null",
+    )
+    return rounds
+
+
+def _reach(engine: Engine) -> int:
+    """One round of `close` from `seeds`: `closure`, `closure_profiles`, `closure_values`,
+    `beyond` and `unexplained`; returns how many values are unexplained."""
+    engine.run(
+        "seeds",
+        "select distinct identifier_type, identifier from ("
+        "select identifier_type, identifier from seeds union all "
+        "select m.other_type, m.other from manual_links m join seeds i "
+        "on i.identifier_type = m.identifier_type and i.identifier = m.identifier) x "
+        "where not exists (select 1 from hubs h where h.identifier_type = x.identifier_type "
+        "and h.identifier = x.identifier)",
+    )
+    engine.run(
+        "closure",
+        "select distinct o.rule, o.record_key from now_occ o join seeds i "
+        "on i.identifier_type = o.identifier_type and i.identifier = o.identifier "
+        "union select rule, record_key from changed",
+    )
+    engine.run(
+        "closure_profiles",
+        "select distinct o.one_id from now_occ o join closure c "
+        "on c.rule = o.rule and c.record_key = o.record_key where o.one_id is not null "
+        "union select one_id from changed_profiles",
+    )
+    engine.run(
+        "closure",
+        "select rule, record_key from closure union "
+        "select o.rule, o.record_key from now_occ o "
+        "join closure_profiles p on p.one_id = o.one_id",
+    )
+    engine.run(
+        "closure_values",
+        "select distinct o.identifier_type, o.identifier from now_occ o join closure c "
+        "on c.rule = o.rule and c.record_key = o.record_key "
+        "where not exists (select 1 from hubs h where h.identifier_type = o.identifier_type "
+        "and h.identifier = o.identifier)",
+    )
+    engine.run(
+        "beyond",
+        "select distinct v.identifier_type, v.identifier from closure_values v "
+        "join now_occ o on o.identifier_type = v.identifier_type "
+        "and o.identifier = v.identifier "
+        "left join closure c on c.rule = o.rule and c.record_key = o.record_key "
+        "where c.rule is null",
+    )
+    engine.run(
+        "unexplained",
+        "select b.identifier_type, b.identifier from beyond b "
+        "left join old_identity_blocked k on k.identifier_type = b.identifier_type "
+        "and k.identifier = b.identifier where k.identifier is null",
+    )
+    return engine.count("unexplained")
 
 
 def closure_occ(engine: Engine) -> None:
     """`occ` of the closed records: the state's for the unchanged, `new_occ` for the changed;
-    `previous` cut to the profiles they had; `carried`: the hubs among their values, refused
-    again for the reason they were (the closed set alone would not show why)."""
+    `previous` cut to the profiles they had; `carried`: the hubs among their values and the
+    frozen ones, refused again for the reason they were (the closed set alone would not show
+    why)."""
     engine.run(
         "occ",
         "select s.rule, s.record_key, s.seen_at, s.identifier_type, s.namespace, s.identifier "
@@ -279,7 +331,8 @@ def closure_occ(engine: Engine) -> None:
     engine.run(
         "carried",
         "select distinct h.identifier_type, h.identifier, h.reason from hubs h "
-        "join occ o on o.identifier_type = h.identifier_type and o.identifier = h.identifier",
+        "join occ o on o.identifier_type = h.identifier_type and o.identifier = h.identifier "
+        "union select identifier_type, identifier, reason from frozen",
     )
 
 

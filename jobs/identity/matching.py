@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from jobs.common.settings import Settings
 
 SEED = 42  # u sampling: the same lists give the same model
+TOKEN = "__token"  # a vaulted field's token beside its value
 
 log = logging.getLogger(__name__)
 
@@ -51,11 +52,14 @@ class Matched(NamedTuple):
     records (rule, record_key, seen_at, identifier_type, namespace, identifier: as
     graph.extract's `occ`) and of the pairs behind them (matching, record_l, record_r,
     match_probability, match_weight, levels, cluster), and each matching's model (Splink's
-    JSON) that scored them."""
+    JSON) and name frequencies (by token: how common a name was when the model was trained)
+    that scored them."""
 
     occ: pa.Table
     pairs: pa.Table
     models: dict[str, str]
+    frequencies: pa.Table | None  # matching, field, token, tf: the models' name frequencies
+    trained: bool  # this run trained the models (else they were given)
 
 
 def match(
@@ -64,18 +68,21 @@ def match(
     paths: dict[str, str],
     *,
     models: dict[str, str] | None = None,
+    frequencies: pa.Table | None = None,
     fresh: pa.Table | None = None,
     old_pairs: pa.Table | None = None,
 ) -> Matched | None:
     """Match the member lists; None when nothing matched. Trains each matching's model on the
-    lists, unless `models` has it (a model an earlier run trained) and `fresh` (rule,
-    record_key: the member records new or changed since) is given: then only the pairs with a
-    fresh record are scored, and the pairs of `old_pairs` (the last identity_matches) between
-    records that are neither fresh nor gone are kept, so a day's new members are matched
-    without training again."""
+    lists, unless `models` has it (a model an earlier run trained): then with `fresh` (rule,
+    record_key: the member records new or changed since) only the pairs with a fresh record
+    are scored, and the pairs of `old_pairs` (the last identity_matches) between records that
+    are neither fresh nor gone are kept, so a day's new members are matched without training
+    again; without `fresh`, every pair is scored by the saved model. A saved model scores with
+    its saved name `frequencies`: a name's weight does not drift with each day's members, so a
+    pair scores the same whichever run scores it (a name new since weighs as an average one)."""
     import pyarrow as pa
 
-    occ, pairs, trained = [], [], {}
+    occ, pairs, trained, counted = [], [], {}, []
     for matching in registry.matching:
         rules = [r for r in registry.rules if r.name in matching.rules and r.table in paths]
         if not rules:
@@ -84,11 +91,12 @@ def match(
         with _engine(settings) as engine:
             if not _load(engine, matching, rules, paths, settings):
                 continue
-            if model is not None and fresh is not None:
-                linked = _link_fresh(engine, matching, model, fresh, old_pairs)
+            if model is not None:
+                linked = _link_fresh(engine, matching, model, frequencies, fresh, old_pairs)
             else:
                 model = _link(engine, matching)
                 linked = model is not None and _clusters(engine, matching)
+                counted.append(_frequencies(engine, matching))
             if model is not None:
                 trained[matching.name] = model
             if linked:
@@ -96,7 +104,26 @@ def match(
                 pairs.append(engine.utc_arrow("match_pairs"))
     if not occ:
         return None
-    return Matched(pa.concat_tables(occ), pa.concat_tables(pairs), trained)
+    if counted:
+        frequencies = pa.concat_tables(counted)
+    return Matched(
+        pa.concat_tables(occ), pa.concat_tables(pairs), trained, frequencies, bool(counted)
+    )
+
+
+def _frequencies(engine: DuckEngine, matching: Matching) -> pa.Table:
+    """(matching, field, token, tf): how common each value of a name field is in the lists, by
+    its token (Splink's term frequency: its share of the field's values)."""
+    parts = [
+        f"select {quote(matching.name)} as matching, {quote(name)} as field, "
+        f"{name}{TOKEN} as token, count(*) / sum(count(*)) over () as tf from match_input "
+        f"where {name} is not null group by {name}{TOKEN}"
+        for name, c in matching.compare.items()
+        if c.kind == "name" and matching.fields[name].vault
+    ]
+    if not parts:
+        parts = ["select '' as matching, '' as field, '' as token, 0.0 as tf where false"]
+    return engine.con.sql(" union all ".join(parts)).to_arrow_table()
 
 
 @contextmanager
@@ -206,10 +233,13 @@ def _columns_of(matching: Matching, rule, path: str) -> list[str]:
 
 
 def _with_vault(engine: DuckEngine, matching: Matching, settings: Settings) -> None:
-    """Token fields -> their normalized values from vault.pii (only the tokens present)."""
+    """Token fields -> their normalized values from vault.pii (only the tokens present); each
+    keeps its token as `<field>__token` (what the saved name frequencies are keyed by)."""
     vaulted = {name: spec.vault for name, spec in matching.fields.items() if spec.vault}
     if not vaulted:
         return
+    kept = ", ".join(f"{name} as {name}{TOKEN}" for name in vaulted)
+    engine.run("match_rows", f"select *, {kept} from match_rows")
     path = lake.table_path("vault", "pii", settings)
     if not lake.is_delta(path):
         for name in vaulted:
@@ -389,7 +419,8 @@ def _link_fresh(
     engine: DuckEngine,
     matching: Matching,
     model: str,
-    fresh: pa.Table,
+    frequencies: pa.Table | None,
+    fresh: pa.Table | None,
     old_pairs: pa.Table | None,
 ) -> bool:
     """`match_pairs` and `match_occ` with a saved model: the fresh records' pairs scored (with
@@ -398,12 +429,15 @@ def _link_fresh(
     import pyarrow as pa
     from splink import DuckDBAPI, Linker
 
-    engine.register("fresh_keys", fresh)
-    engine.run(
-        "match_fresh",
-        "select i.* from match_input i join fresh_keys f "
-        "on f.rule = i.rule and f.record_key = i.record_key",
-    )
+    if fresh is None:
+        engine.run("match_fresh", "select * from match_input")
+    else:
+        engine.register("fresh_keys", fresh)
+        engine.run(
+            "match_fresh",
+            "select i.* from match_input i join fresh_keys f "
+            "on f.rule = i.rule and f.record_key = i.record_key",
+        )
     engine.run(
         "match_kept",
         "select i.* from match_input i left join match_fresh f on f.unique_id = i.unique_id "
@@ -417,18 +451,31 @@ def _link_fresh(
                 db.register("match_input"), json.loads(model), log_level=logging.WARNING
             )
             for name, comparison in matching.compare.items():
-                if comparison.kind == "name":  # term frequencies of the lists as they are now
-                    linker.table_management.compute_tf_table(name)
+                if comparison.kind != "name":
+                    continue
+                if frequencies is None or not matching.fields[name].vault:
+                    linker.table_management.compute_tf_table(name)  # the lists as they are
+                    continue
+                engine.register("tf_saved", frequencies)
+                engine.run(
+                    f"tf_{name}",
+                    f"select distinct i.{name}, f.tf as tf_{name} from match_input i "
+                    f"join tf_saved f on f.token = i.{name}{TOKEN} "
+                    f"where f.matching = {quote(matching.name)} and f.field = {quote(name)}",
+                )
+                linker.table_management.register_term_frequency_lookup(
+                    db.register(f"tf_{name}"), name
+                )
             new = db.register("match_fresh")
-            for scored in (
-                linker.inference.predict_between(
-                    db.register("match_kept"), new, threshold_match_probability=matching.threshold
-                ),
-                linker.inference.predict_within(
-                    new, threshold_match_probability=matching.threshold
-                ),
-            ):
-                predicted.append(scored.as_duckdbpyrelation().to_arrow_table())
+            least = matching.threshold
+            scored = [linker.inference.predict_within(new, threshold_match_probability=least)]
+            if engine.count("match_kept"):
+                scored.append(
+                    linker.inference.predict_between(
+                        db.register("match_kept"), new, threshold_match_probability=least
+                    )
+                )
+            predicted = [p.as_duckdbpyrelation().to_arrow_table() for p in scored]
     if predicted:
         engine.register("match_predicted", pa.concat_tables(predicted, promote_options="default"))
     else:

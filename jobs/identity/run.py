@@ -263,9 +263,7 @@ def _run_full(
 ) -> dict | None:
     paths = rule_tables(registry, settings)
     matching_started = time.monotonic()
-    matched = matching.match(
-        registry, settings, paths, models=None if retrain else _models(settings)
-    )
+    matched = matching.match(registry, settings, paths, **({} if retrain else _models(settings)))
     matching_seconds = time.monotonic() - matching_started
     engine = open_engine(settings, registry, paths)
     previous = _previous(engine, lake.table_path("silver", "identity_map", settings))
@@ -331,7 +329,7 @@ def _run_delta(
             registry,
             settings,
             paths,
-            models=_models(settings),
+            **_models(settings),
             fresh=_arrow(engine, "fresh_members"),
             old_pairs=_read(lake.table_path("silver", "identity_matches", settings)),
         )
@@ -481,12 +479,15 @@ def _write_matches(engine: Engine, settings: Settings) -> None:
 
 
 MODELS = "identity_models"  # silver: each matching's Splink model, as the last full run trained
+FREQUENCIES = "identity_name_frequencies"  # silver: the models' name frequencies, by token
 
 
 def _write_models(matched: matching.Matched | None, settings: Settings, day: date) -> None:
+    """The models and name frequencies a run trained (a run that scored with saved ones writes
+    nothing)."""
     import pyarrow as pa
 
-    if matched is None or not matched.models:
+    if matched is None or not matched.trained:
         return
     names = sorted(matched.models)
     lake.overwrite_arrow(
@@ -494,16 +495,24 @@ def _write_models(matched: matching.Matched | None, settings: Settings, day: dat
             {
                 "matching": names,
                 "model": [matched.models[n] for n in names],
-                "written_on": pa.array([day] * len(names), pa.date32()),
+                "trained_on": pa.array([day] * len(names), pa.date32()),
             }
         ),
         lake.table_path("silver", MODELS, settings),
     )
+    if matched.frequencies is not None:
+        lake.overwrite_arrow(matched.frequencies, lake.table_path("silver", FREQUENCIES, settings))
 
 
-def _models(settings: Settings) -> dict[str, str]:
+def _models(settings: Settings) -> dict:
+    """`matching.match`'s arguments to score with the saved models (none saved: train)."""
     rows = _read(lake.table_path("silver", MODELS, settings))
-    return {r["matching"]: r["model"] for r in rows.to_pylist()} if rows is not None else {}
+    if rows is None:
+        return {}
+    return {
+        "models": {r["matching"]: r["model"] for r in rows.to_pylist()},
+        "frequencies": _read(lake.table_path("silver", FREQUENCIES, settings)),
+    }
 
 
 def _read(path: str):

@@ -160,7 +160,7 @@ def _person_of(unique_id: str) -> int:
 def test_store_rows_without_a_phone_link_to_their_crm_member_and_look_alikes_do_not(lake, lists):
     crm, store = lists
     registry = load_registry()
-    occ, pairs, _ = matching.match(registry, lake, _write(lake, crm, store))
+    occ, pairs, *_ = matching.match(registry, lake, _write(lake, crm, store))
     found = pairs.to_pylist()
     wrong = [p for p in found if _person_of(p["record_l"]) != _person_of(p["record_r"])]
     assert wrong == []
@@ -271,7 +271,7 @@ def test_a_housemate_with_the_members_address_and_phone_never_matches(lake):
         store.append({**_person(rng, 3000 + i), **shared, "birthday": None})
     registry = load_registry()
     paths = _write(lake, crm, store)
-    _, pairs, _ = matching.match(registry, lake, paths)
+    _, pairs, *_ = matching.match(registry, lake, paths)
     found = pairs.to_pylist()
     assert all(_person_of(p["record_l"]) == _person_of(p["record_r"]) for p in found)
     assert {_person_of(p["record_l"]) for p in found} >= set(range(1, 200, 2))
@@ -280,5 +280,5 @@ def test_a_housemate_with_the_members_address_and_phone_never_matches(lake):
     lenient = registry.matching[0].model_copy(
         update={"compare": {**registry.matching[0].compare, "name": name}}
     )
-    _, pairs, _ = matching.match(registry.model_copy(update={"matching": (lenient,)}), lake, paths)
+    _, pairs, *_ = matching.match(registry.model_copy(update={"matching": (lenient,)}), lake, paths)
     assert any(_person_of(p["record_l"]) >= 200 for p in pairs.to_pylist())
