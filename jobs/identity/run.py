@@ -346,7 +346,7 @@ def _run_delta(
     if n_changed == 0:
         if rematched:
             _write_matches(engine, settings)
-        return {**_counts_old(engine), **counts, "closure_records": 0}
+        return {**_counts(engine, unchanged=True), **counts, "closure_records": 0}
     rounds = incremental.close(engine, operator.merges)
     incremental.closure_occ(engine)
     inside = {tuple(r) for r in engine.rows("select identifier_type, identifier from closure_ids")}
@@ -377,13 +377,22 @@ def _run_delta(
     }
 
 
-def _counts(engine: Engine) -> dict:
+def _counts(engine: Engine, *, unchanged: bool = False) -> dict:
+    """The run's figures from the tables it wrote, or (`unchanged`) from the old ones."""
+    idmap, state, blocked = (
+        ("old_identity_map", "state", "old_identity_blocked")
+        if unchanged
+        else ("identity_map", "state_out", "identity_blocked")
+    )
     counts = engine.rows(
-        "select (select count(distinct one_id) from identity_map), "
-        "(select count(*) from identity_map), (select count(*) from state_out), "
-        "(select count(*) from identity_blocked)"
+        f"select (select count(distinct one_id) from {idmap}), (select count(*) from {idmap}), "
+        f"(select count(*) from {state}), (select count(*) from {blocked})"
     )[0]
-    changes = dict(engine.rows("select change, count(*) from identity_updates group by change"))
+    changes = (
+        {}
+        if unchanged
+        else dict(engine.rows("select change, count(*) from identity_updates group by change"))
+    )
     return {
         "engine": engine.name,
         "profiles": counts[0],
@@ -391,22 +400,6 @@ def _counts(engine: Engine) -> dict:
         "occurrences": counts[2],
         "blocked": counts[3],
         "changes": changes,
-    }
-
-
-def _counts_old(engine: Engine) -> dict:
-    counts = engine.rows(
-        "select (select count(distinct one_id) from old_identity_map), "
-        "(select count(*) from old_identity_map), (select count(*) from state), "
-        "(select count(*) from old_identity_blocked)"
-    )[0]
-    return {
-        "engine": engine.name,
-        "profiles": counts[0],
-        "identifiers": counts[1],
-        "occurrences": counts[2],
-        "blocked": counts[3],
-        "changes": {},
     }
 
 
