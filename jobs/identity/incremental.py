@@ -188,7 +188,9 @@ def _in(values: list[str]) -> str:
 # --- the closure ----------------------------------------------------------------------------
 
 
-def close(engine: Engine, merges: tuple[tuple[str, str, str, str], ...]) -> int:
+def close(
+    engine: Engine, merges: tuple[tuple[str, str, str, str], ...], evidence: list[str]
+) -> int:
     """The records the day's changes can reach, on the engine:
 
     - `closure` (rule, record_key): the changed records, the records sharing a value with them
@@ -202,8 +204,10 @@ def close(engine: Engine, merges: tuple[tuple[str, str, str, str], ...]) -> int:
     - `closure_ids`: the closed records' values that are decided again (not `hubs`, the last
       run's blocked values, nor frozen).
 
-    A value reaching beyond that was not refused (a never-merge cut) is followed like a changed
-    record's, and the closure taken again. Returns the rounds it took."""
+    Neither hubs nor values of the `evidence` types (names: they join nothing, and a profile's
+    names come with it whole) are followed. A value reaching beyond that was not refused (a
+    never-merge cut) is followed like a changed record's, and the closure taken again. Returns
+    the rounds it took."""
     engine.small(
         "manual_links",
         ("identifier_type", "identifier", "other_type", "other"),
@@ -233,7 +237,7 @@ def close(engine: Engine, merges: tuple[tuple[str, str, str, str], ...]) -> int:
         "on c.rule = s.rule and c.record_key = s.record_key where s.one_id is not null",
     )
     rounds = 1
-    while _reach(engine):
+    while _reach(engine, evidence):
         if rounds == MAX_CLOSURE_ROUNDS:
             raise RuntimeError(
                 f"identity delta: the closure still grew after {MAX_CLOSURE_ROUNDS} rounds"
@@ -255,9 +259,10 @@ def close(engine: Engine, merges: tuple[tuple[str, str, str, str], ...]) -> int:
     return rounds
 
 
-def _reach(engine: Engine) -> int:
+def _reach(engine: Engine, evidence: list[str]) -> int:
     """One round of `close` from `seeds`: `closure`, `closure_profiles`, `closure_values`,
     `beyond` and `unexplained`; returns how many values are unexplained."""
+    followed = f"identifier_type not in ({_in(evidence)})"
     engine.run(
         "seeds",
         "select distinct identifier_type, identifier from ("
@@ -265,7 +270,7 @@ def _reach(engine: Engine) -> int:
         "select m.other_type, m.other from manual_links m join seeds i "
         "on i.identifier_type = m.identifier_type and i.identifier = m.identifier) x "
         "where not exists (select 1 from hubs h where h.identifier_type = x.identifier_type "
-        "and h.identifier = x.identifier)",
+        f"and h.identifier = x.identifier) and x.{followed}",
     )
     engine.run(
         "closure",
@@ -290,7 +295,7 @@ def _reach(engine: Engine) -> int:
         "select distinct o.identifier_type, o.identifier from now_occ o join closure c "
         "on c.rule = o.rule and c.record_key = o.record_key "
         "where not exists (select 1 from hubs h where h.identifier_type = o.identifier_type "
-        "and h.identifier = o.identifier)",
+        f"and h.identifier = o.identifier) and o.{followed}",
     )
     engine.run(
         "beyond",

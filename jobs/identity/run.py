@@ -347,7 +347,8 @@ def _run_delta(
         if rematched:
             _write_matches(engine, settings)
         return {**_counts(engine, unchanged=True), **counts, "closure_records": 0}
-    rounds = incremental.close(engine, operator.merges)
+    evidence = [k for k, spec in registry.types.items() if spec.evidence]
+    rounds = incremental.close(engine, operator.merges, evidence)
     incremental.closure_occ(engine)
     inside = {tuple(r) for r in engine.rows("select identifier_type, identifier from closure_ids")}
     within = Controls(
