@@ -31,6 +31,7 @@ class Engine(Protocol):
         ...
 
     def run(self, name: str, query: str) -> None: ...
+    def view(self, name: str, query: str) -> None: ...
     def components(self, edges: str, out: str) -> None:
         """`out` (vertex, component) of the bipartite graph `edges` (sig, node)."""
         ...
@@ -87,6 +88,11 @@ class DuckEngine:
     def empty(self, name: str, schema: str) -> None:
         self._drop(name)
         self.con.execute(f"create table {name} ({schema})")
+
+    def view(self, name: str, query: str) -> None:
+        """`name` as the query, computed where it is read (not kept)."""
+        self._drop(name)
+        self.con.execute(f"create view {name} as {query}")
 
     def run(self, name: str, query: str) -> None:
         # Through a new table: the query may read the table it replaces.
@@ -153,16 +159,24 @@ class DuckEngine:
 
     def utc_arrow(self, name: str) -> pa.Table:
         """`arrow` with its times as UTC instants (the type Spark writes), not clock times."""
+        return self.utc_batches(name).read_all()
+
+    def utc_batches(self, name: str) -> pa.RecordBatchReader:
+        """`utc_arrow` as a stream of record batches: a writer takes them as they come, and a
+        view is computed as it is written."""
         import pyarrow as pa
 
-        data = self.arrow(name)
+        batches = self.con.sql(f"select * from {name}").fetch_record_batch()
         fields = [
             f.with_type(pa.timestamp(f.type.unit, "UTC"))
             if pa.types.is_timestamp(f.type) and f.type.tz is None
             else f
-            for f in data.schema
+            for f in batches.schema
         ]
-        return data.cast(pa.schema(fields, metadata=data.schema.metadata))
+        schema = pa.schema(fields, metadata=batches.schema.metadata)
+        if schema.equals(batches.schema):
+            return batches
+        return pa.RecordBatchReader.from_batches(schema, (b.cast(schema) for b in batches))
 
     def _table(self, query: str) -> pa.Table:
         return self.con.sql(query).to_arrow_table()
@@ -216,6 +230,9 @@ class SparkEngine:
         # Not `where 1 = 0` of a table: Spark 4.2 loses the attributes of an empty checkpointed
         # relation in a later union ("key not found").
         self.register(name, self.spark.createDataFrame([], schema))
+
+    def view(self, name: str, query: str) -> None:
+        self.register(name, self.spark.sql(query))
 
     def run(self, name: str, query: str) -> None:
         # Without constraint propagation: Spark 4.2's rewrite of a union's constraints looks up

@@ -346,8 +346,9 @@ def closure_occ(engine: Engine) -> None:
 
 def splice(engine: Engine) -> None:
     """The identity tables of all of silver from the old ones (`old_<table>`) and the closed
-    set's (identity_map, identity_edges, identity_records, customers, identity_blocked,
-    state_out): every row of a profile, record or value the closure touched is replaced."""
+    set's (identity_map, identity_edges, identity_records, customers, identity_blocked; the
+    state: `state_out` -> `state_spliced`): every row of a profile, record or value the closure
+    touched is replaced."""
     gone = "select one_id from closure_profiles"
     for name in ("identity_map", "identity_edges", "customers"):
         engine.run(
@@ -361,8 +362,8 @@ def splice(engine: Engine) -> None:
         "on c.rule = o.rule and c.record_key = o.record_key where c.rule is null "
         "union all select * from identity_records",
     )
-    engine.run(
-        "state_out",
+    engine.view(  # 15M rows at the 1M world: computed as it is written
+        "state_spliced",
         "select o.* from state o left join closure c "
         "on c.rule = o.rule and c.record_key = o.record_key where c.rule is null "
         "union all select * from state_out",

@@ -368,9 +368,9 @@ def _run_delta(
     _state_out(engine)
     closure_records = engine.count("closure")
     incremental.splice(engine)
-    _write(engine, settings, logical_date, with_matches=rematched)
+    _write(engine, settings, logical_date, with_matches=rematched, state="state_spliced")
     return {
-        **_counts(engine),
+        **_counts(engine, state="state_spliced"),
         **counts,
         "closure_records": closure_records,
         "closure_profiles": engine.count("closure_profiles"),
@@ -378,16 +378,17 @@ def _run_delta(
     }
 
 
-def _counts(engine: Engine, *, unchanged: bool = False) -> dict:
-    """The run's figures from the tables it wrote, or (`unchanged`) from the old ones."""
-    idmap, state, blocked = (
+def _counts(engine: Engine, *, unchanged: bool = False, state: str = "state_out") -> dict:
+    """The run's figures from the tables it wrote (the state: `state`), or (`unchanged`) from
+    the old ones."""
+    idmap, occurrences, blocked = (
         ("old_identity_map", "state", "old_identity_blocked")
         if unchanged
-        else ("identity_map", "state_out", "identity_blocked")
+        else ("identity_map", state, "identity_blocked")
     )
     counts = engine.rows(
         f"select (select count(distinct one_id) from {idmap}), (select count(*) from {idmap}), "
-        f"(select count(*) from {state}), (select count(*) from {blocked})"
+        f"(select count(*) from {occurrences}), (select count(*) from {blocked})"
     )[0]
     changes = (
         {}
@@ -405,9 +406,10 @@ def _counts(engine: Engine, *, unchanged: bool = False) -> dict:
 
 
 def _state_out(engine: Engine) -> None:
-    """`state_out`: every record's ids with the one_id it now has (the delta's state)."""
+    """`state_out`: every record's ids with the one_id it now has (the delta's state; a view,
+    computed as it is written)."""
     ids.record_one_ids(engine, "record_ids", "identity_map")
-    engine.run(
+    engine.view(
         "state_out",
         "select o.rule, o.record_key, o.seen_at, o.identifier_type, o.namespace, "
         "o.identifier, r.one_id from occ o join record_ids r "
@@ -442,23 +444,31 @@ def _previous(engine: Engine, path: str):
     return lake.read_arrow(path)  # read now: this run replaces the table
 
 
-def _write(engine: Engine, settings: Settings, logical_date: date, *, with_matches: bool) -> None:
+def _write(
+    engine: Engine,
+    settings: Settings,
+    logical_date: date,
+    *,
+    with_matches: bool,
+    state: str = "state_out",
+) -> None:
+    """The identity tables from the engine's tables of their names, the state from `state`."""
     day = f"date '{logical_date.isoformat()}'"
     # Only the change feed is dated: the other tables are the state of all of silver now,
     # whichever day's run wrote them (a rerun of an older day writes the same state).
     engine.run("identity_updates", f"select *, {day} as _logical_date from identity_updates")
-    engine.run(incremental.STATE, "select * from state_out")
+    source = {incremental.STATE: state}
     replaced = [n for n in REPLACED if with_matches or n != "identity_matches"]
     path = {name: lake.table_path("silver", name, settings) for name in TABLES}
     if isinstance(engine, SparkEngine):
         for name in replaced:
-            lake.overwrite(engine.frame(name), path[name])
+            lake.overwrite(engine.frame(source.get(name, name)), path[name])
         lake.merge_upsert(
             engine.frame("identity_updates"), path["identity_updates"], keys=UPDATE_KEYS
         )
         return
     for name in replaced:
-        lake.overwrite_arrow(engine.utc_arrow(name), path[name])
+        lake.overwrite_arrow(engine.utc_batches(source.get(name, name)), path[name])
     updates = engine.utc_arrow("identity_updates")
     if updates.num_rows or not lake.is_delta(path["identity_updates"]):
         lake.merge_arrow(updates, path["identity_updates"], keys=UPDATE_KEYS)
