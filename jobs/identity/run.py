@@ -299,8 +299,7 @@ def _run_delta(
     first = incremental.since(last, logical_date)
     day_rows = f"_logical_date >= DATE '{first.isoformat()}'"
     engine = open_engine(settings, registry, paths, where=day_rows)
-    for name in ("identity_map", "identity_edges", "identity_records", "customers",
-                 "identity_blocked"):  # fmt: skip
+    for name in ("identity_map", "identity_blocked"):
         _register_old(engine, f"old_{name}", lake.table_path("silver", name, settings))
     _register_old(engine, "state", lake.table_path("silver", incremental.STATE, settings))
     engine.run(
@@ -347,6 +346,8 @@ def _run_delta(
         if rematched:
             _write_matches(engine, settings)
         return {**_counts(engine, unchanged=True), **counts, "closure_records": 0}
+    for name in ("identity_edges", "identity_records", "customers"):  # read only to splice
+        _register_old(engine, f"old_{name}", lake.table_path("silver", name, settings))
     evidence = [k for k, spec in registry.types.items() if spec.evidence]
     rounds = incremental.close(engine, operator.merges, evidence)
     incremental.closure_occ(engine)
