@@ -224,6 +224,12 @@ def overwrite(df: DataFrame, path: str, *, partition_by: str | None = None) -> N
         writer.save(path)
 
 
+def append(df: DataFrame, path: str) -> None:
+    """Add a DataFrame's rows to a table in one Delta commit (new columns merged in)."""
+    with table_lock(path):
+        df.write.format("delta").mode("append").option("mergeSchema", "true").save(path)
+
+
 def merge_upsert(
     df: DataFrame,
     path: str,

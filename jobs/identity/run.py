@@ -278,7 +278,7 @@ def _run_full(
         matched=matched,
     ):
         return None
-    _state_out(engine)
+    _state_out(engine, layer=0)
     _write(engine, settings, logical_date, with_matches=True)
     _write_models(matched, settings, logical_date)
     return {
@@ -301,7 +301,7 @@ def _run_delta(
     engine = open_engine(settings, registry, paths, where=day_rows)
     for name in ("identity_map", "identity_blocked"):
         _register_old(engine, f"old_{name}", lake.table_path("silver", name, settings))
-    _register_old(engine, "state", lake.table_path("silver", incremental.STATE, settings))
+    layer = _register_state(engine, lake.table_path("silver", incremental.STATE, settings))
     engine.run(
         "hubs",
         "select identifier_type, identifier, reason from old_identity_blocked "
@@ -347,10 +347,10 @@ def _run_delta(
             _write_matches(engine, settings)
         return {**_counts(engine, unchanged=True), **counts, "closure_records": 0}
     for name in ("identity_edges", "identity_records", "customers"):  # read only to splice
-        _register_old(engine, f"old_{name}", lake.table_path("silver", name, settings))
+        _register_old(engine, f"old_{name}", lake.table_path("silver", name, settings), view=True)
     evidence = [k for k, spec in registry.types.items() if spec.evidence]
     rounds = incremental.close(engine, operator.merges, evidence)
-    incremental.closure_occ(engine)
+    incremental.closure_occ(engine, evidence)
     inside = {tuple(r) for r in engine.rows("select identifier_type, identifier from closure_ids")}
     within = Controls(
         blocks=operator.blocks,
@@ -366,12 +366,19 @@ def _run_delta(
         operator=within,
         carried=True,
     )
-    _state_out(engine)
+    _state_out(engine, layer=layer)
     closure_records = engine.count("closure")
     incremental.splice(engine)
-    _write(engine, settings, logical_date, with_matches=rematched, state="state_spliced")
+    _write(
+        engine,
+        settings,
+        logical_date,
+        with_matches=rematched,
+        sources={name: f"{name}_spliced" for name in incremental.SPLICED},
+        state_layer=True,
+    )
     return {
-        **_counts(engine, state="state_spliced"),
+        **_counts(engine, spliced=True),
         **counts,
         "closure_records": closure_records,
         "closure_profiles": engine.count("closure_profiles"),
@@ -379,13 +386,15 @@ def _run_delta(
     }
 
 
-def _counts(engine: Engine, *, unchanged: bool = False, state: str = "state_out") -> dict:
-    """The run's figures from the tables it wrote (the state: `state`), or (`unchanged`) from
-    the old ones."""
+def _counts(engine: Engine, *, unchanged: bool = False, spliced: bool = False) -> dict:
+    """The run's figures from the tables it wrote (`spliced`: the delta's), or (`unchanged`)
+    from the old ones."""
     idmap, occurrences, blocked = (
         ("old_identity_map", "state", "old_identity_blocked")
         if unchanged
-        else ("identity_map", state, "identity_blocked")
+        else ("identity_map_spliced", "state_spliced", "identity_blocked")
+        if spliced
+        else ("identity_map", "state_out", "identity_blocked")
     )
     counts = engine.rows(
         f"select (select count(distinct one_id) from {idmap}), (select count(*) from {idmap}), "
@@ -406,22 +415,24 @@ def _counts(engine: Engine, *, unchanged: bool = False, state: str = "state_out"
     }
 
 
-def _state_out(engine: Engine) -> None:
-    """`state_out`: every record's ids with the one_id it now has (the delta's state; a view,
-    computed as it is written)."""
+def _state_out(engine: Engine, *, layer: int) -> None:
+    """`state_out`: every record of `occ` with its ids and the one_id it now has, as `layer` of
+    the state (jobs/identity/incremental.py; a view, computed as it is written)."""
     ids.record_one_ids(engine, "record_ids", "identity_map")
     engine.view(
         "state_out",
         "select o.rule, o.record_key, o.seen_at, o.identifier_type, o.namespace, "
-        "o.identifier, r.one_id from occ o join record_ids r "
+        f"o.identifier, r.one_id, cast({layer} as bigint) as {incremental.LAYER} "
+        "from occ o join record_ids r "
         "on r.rule = o.rule and r.record_key = o.record_key "
         f"where o.rule <> {quote(incremental.MANUAL_RULE)}",
     )
 
 
-def _register_old(engine: Engine, name: str, path: str) -> None:
+def _register_old(engine: Engine, name: str, path: str, *, view: bool = False) -> None:
     """A table this run replaces, read before it does (DuckDB: the Parquet files of the
-    current version, read natively; Spark: a checkpoint)."""
+    current version, read natively; Spark: a checkpoint). On DuckDB, a `view` is read where it
+    is used, for a table read once: its files stay until a vacuum, whatever the run writes."""
     if isinstance(engine, SparkEngine):
         engine.register(name, engine.spark.read.format("delta").load(path).localCheckpoint())
         return
@@ -430,11 +441,28 @@ def _register_old(engine: Engine, name: str, path: str) -> None:
         engine.register(name, lake.read_arrow(path))
         return
     engine.con.execute(
-        f"create or replace table {name} as select * from read_parquet("
+        f"create or replace {'view' if view else 'table'} {name} as select * from read_parquet("
         + "["
         + ", ".join(quote(f) for f in files)
         + "], union_by_name = true)"
     )
+
+
+def _register_state(engine: Engine, path: str) -> int:
+    """`state`: the current rows of the delta's state (each record's latest layer); returns
+    the layer this run appends."""
+    from deltalake import DeltaTable
+
+    names = DeltaTable(path).schema().to_arrow().names
+    layer = incremental.LAYER if incremental.LAYER in names else "0"  # a state before layers
+    _register_old(engine, "state_written", path, view=True)  # read once, by `state`
+    engine.view(
+        "state_layers",
+        "select rule, record_key, seen_at, identifier_type, namespace, identifier, one_id, "
+        f"cast({layer} as bigint) as {incremental.LAYER} from state_written",
+    )
+    engine.run("state", incremental.current_state("state_layers"))
+    return int(engine.rows(f"select coalesce(max({layer}), 0) from state_written")[0][0]) + 1
 
 
 def _previous(engine: Engine, path: str):
@@ -451,25 +479,35 @@ def _write(
     logical_date: date,
     *,
     with_matches: bool,
-    state: str = "state_out",
+    sources: dict[str, str] | None = None,
+    state_layer: bool = False,
 ) -> None:
-    """The identity tables from the engine's tables of their names, the state from `state`."""
+    """The identity tables from the engine's tables of their names or, for the names in
+    `sources`, of the names given; the state from `state_out`: the whole state, or
+    (`state_layer`) a layer appended to it."""
     day = f"date '{logical_date.isoformat()}'"
     # Only the change feed is dated: the other tables are the state of all of silver now,
     # whichever day's run wrote them (a rerun of an older day writes the same state).
     engine.run("identity_updates", f"select *, {day} as _logical_date from identity_updates")
-    source = {incremental.STATE: state}
-    replaced = [n for n in REPLACED if with_matches or n != "identity_matches"]
+    source = {incremental.STATE: "state_out", **(sources or {})}
+    skipped = ({"identity_matches"} if not with_matches else set()) | (
+        {incremental.STATE} if state_layer else set()
+    )
+    replaced = [n for n in REPLACED if n not in skipped]
     path = {name: lake.table_path("silver", name, settings) for name in TABLES}
     if isinstance(engine, SparkEngine):
         for name in replaced:
             lake.overwrite(engine.frame(source.get(name, name)), path[name])
+        if state_layer:
+            lake.append(engine.frame("state_out"), path[incremental.STATE])
         lake.merge_upsert(
             engine.frame("identity_updates"), path["identity_updates"], keys=UPDATE_KEYS
         )
         return
     for name in replaced:
         lake.overwrite_arrow(engine.utc_batches(source.get(name, name)), path[name])
+    if state_layer:
+        lake.append_arrow(engine.utc_batches("state_out"), path[incremental.STATE])
     updates = engine.utc_arrow("identity_updates")
     if updates.num_rows or not lake.is_delta(path["identity_updates"]):
         lake.merge_arrow(updates, path["identity_updates"], keys=UPDATE_KEYS)

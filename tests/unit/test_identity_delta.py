@@ -28,7 +28,8 @@ def _on(day: date, people: list[dict]) -> list[dict]:
 
 
 def _table(settings, name: str) -> list[dict]:
-    rows = lakeio.read_arrow(lakeio.table_path("silver", name, settings))
+    path = lakeio.table_path("silver", name, settings)
+    rows = incremental.read_state(path) if name == incremental.STATE else lakeio.read_arrow(path)
     return sorted(rows.select(COMPARED[name]).to_pylist(), key=str)
 
 
@@ -64,6 +65,11 @@ def test_a_days_delta_resolves_as_a_full_run_does(lake, engine, request, tmp_pat
     assert 60 + 50 + 1 + 1 <= delta["changed_records"] <= 112 + 20, delta
     assert delta["closure_records"] < delta["occurrences"] / 2, delta
     assert delta["engine"] == engine
+    written = lakeio.read_arrow(lakeio.table_path("silver", incremental.STATE, settings))
+    layers = written.column(incremental.LAYER).to_pylist()
+    # the delta appended the records it re-resolved as layer 1; the full run's rows stay
+    assert set(layers) == {0, 1}
+    assert layers.count(1) < layers.count(0) == first["occurrences"], delta
 
     whole = settings.model_copy(update={"lake_root": str(tmp_path / "full")})
     shutil.copytree(settings.lake_root, whole.lake_root)
