@@ -166,7 +166,7 @@ class DuckEngine:
         view is computed as it is written."""
         import pyarrow as pa
 
-        batches = self.con.sql(f"select * from {name}").fetch_record_batch()
+        batches = self.con.sql(f"select * from {name}").to_arrow_reader()
         fields = [
             f.with_type(pa.timestamp(f.type.unit, "UTC"))
             if pa.types.is_timestamp(f.type) and f.type.tz is None

@@ -15,6 +15,10 @@ order, so the most trusted ids form the profiles first and a later value can onl
   join two cards): those bridging a profile that broke a limit are refused; where a profile just
   collects too many values of the type, all but those on the most records.
 
+A stage costs what it adds, not the graph so far: the components of its accepted edges are
+found with each end standing for the profile it already belongs to, and the limits are checked
+only in the profiles the stage grew (the others held after the stage before).
+
 A refused value is no merge key (`identity_blocked` says why); its records still belong to the
 profile their other ids reach. Why not a probabilistic model here: these are deterministic keys
 whose meaning is the same for every brand; names, birthdays and addresses are fuzzy evidence and
@@ -279,13 +283,36 @@ def build(engine: Engine, registry: Registry, apart: list[tuple[str, str, str, s
     )
 
 
-def _content(edges: str, labels: str) -> str:
-    """(component, identifier_type, bucket, node): the values each profile holds."""
+def _content(labels: str, components: str) -> str:
+    """(component, identifier_type, bucket, node): the values each profile of `components`
+    (a query of `component`) holds. Every vertex labeled is on an edge; only values have
+    buckets."""
     return (
-        f"select l.component, b.identifier_type, b.bucket, b.node "
-        f"from (select distinct node from {edges}) e join {labels} l on l.vertex = e.node "
-        f"join buckets b on b.node = e.node"
+        f"select l.component, b.identifier_type, b.bucket, b.node from {labels} l "
+        f"join ({components}) c on c.component = l.component join buckets b on b.node = l.vertex"
     )
+
+
+def _trial_labels(engine: Engine) -> None:
+    """`trial_labels`: `labels` with the stage's `ok` edges added, and `grown` (component): the
+    profiles those edges reach. Only the graph of the `ok` edges is labeled, each of its ends
+    standing for the profile it already belongs to (`labels` names a profile by one of its
+    vertices): a stage costs what it adds, not the whole graph again."""
+    engine.run(
+        "ends",
+        "select coalesce(ls.component, o.sig) as sig, coalesce(ln.component, o.node) as node, "
+        "ls.component is null as new_sig, ln.component is null as new_node from ok o "
+        "left join labels ls on ls.vertex = o.sig left join labels ln on ln.vertex = o.node",
+    )
+    engine.components("ends", "merged")
+    engine.run(
+        "trial_labels",
+        "select l.vertex, coalesce(m.component, l.component) as component from labels l "
+        "left join merged m on m.vertex = l.component union all "
+        "select f.vertex, m.component from (select sig as vertex from ends where new_sig "
+        "union select node from ends where new_node) f join merged m on m.vertex = f.vertex",
+    )
+    engine.run("grown", "select distinct component from merged")
 
 
 def _stage(engine: Engine, registry: Registry, kind: str) -> None:
@@ -300,7 +327,7 @@ def _stage(engine: Engine, registry: Registry, kind: str) -> None:
         "profiles",
         "select node, count(distinct component) as profiles from touched group by node",
     )
-    engine.run("content", _content("edges", "labels"))
+    engine.run("content", _content("labels", "select distinct component from touched"))
     engine.run(
         "conflicts",
         """
@@ -381,14 +408,13 @@ def _stage(engine: Engine, registry: Registry, kind: str) -> None:
         "where o.node is null and x.node is null",
     )
     for _ in range(MAX_JOINT_ROUNDS):
-        engine.run("trial", "select sig, node from edges union all select sig, node from ok")
-        engine.components("trial", "trial_labels")
+        _trial_labels(engine)
         engine.run(
             "violations",
             f"""
             select c.component, c.identifier_type, c.bucket, count(distinct c.node) as held,
                    l.max_per_profile
-            from ({_content("trial", "trial_labels")}) c
+            from ({_content("trial_labels", "select component from grown")}) c
             join limits l on l.identifier_type = c.identifier_type
             group by c.component, c.identifier_type, c.bucket, l.max_per_profile
             having count(distinct c.node) > l.max_per_profile
@@ -413,7 +439,7 @@ def _stage(engine: Engine, registry: Registry, kind: str) -> None:
         )
     else:
         raise RuntimeError(f"identity stage {kind}: limits broken after {MAX_JOINT_ROUNDS} rounds")
-    engine.run("edges", "select sig, node from trial")
+    engine.run("edges", "select sig, node from edges union all select sig, node from ok")
     engine.run("labels", "select vertex, component from trial_labels")
     engine.run(
         "refused",
@@ -435,14 +461,15 @@ def _evidence_conflicts(engine: Engine, evidence_types: tuple[str, ...]) -> None
     engine.run(
         "disagreeing",
         f"""
-        with held as (
-            select distinct l.component, e.identifier_type, e.identifier
-            from evidence e join labels l on l.vertex = e.sig
-            where e.identifier_type in ({listed})
-        ),
-        merging as (
+        with merging as (
             select t.node, t.component from touched t
             join profiles p on p.node = t.node where p.profiles >= 2
+        ),
+        held as (
+            select distinct l.component, e.identifier_type, e.identifier
+            from evidence e join labels l on l.vertex = e.sig
+            join (select distinct component from merging) m on m.component = l.component
+            where e.identifier_type in ({listed})
         ),
         seen as (
             select m.node, m.component, h.identifier_type, h.identifier

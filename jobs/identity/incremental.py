@@ -52,6 +52,13 @@ OCC = "rule, record_key, seen_at, identifier_type, namespace, identifier"
 KEY = "rule, record_key"
 SPLICED = ("identity_map", "identity_edges", "identity_records", "customers")  # `<name>_spliced`
 LAYER = "layer"  # of the state: 0, a full run's rows; n, what the n-th delta since re-resolved
+
+
+def _occ(alias: str) -> str:
+    """OCC's columns of the table `alias`."""
+    return ", ".join(f"{alias}.{c}" for c in OCC.split(", "))
+
+
 OCC_SCHEMA = (
     "rule string, record_key string, seen_at timestamp, identifier_type string, "
     "namespace string, identifier string"
@@ -119,7 +126,7 @@ def current_state(written: str) -> str:
     whole as layer 0; a delta appends the records it re-resolved as the next layer instead of
     rewriting every record (15M rows at the 1M world, for 3% of them)."""
     return (
-        f"select s.{OCC.replace(', ', ', s.')}, s.one_id from {written} s "
+        f"select {_occ('s')}, s.one_id from {written} s "
         f"left join (select {KEY}, max({LAYER}) as {LAYER} from {written} where {LAYER} > 0 "
         f"group by {KEY}) l on l.rule = s.rule and l.record_key = s.record_key "
         f"where s.{LAYER} = coalesce(l.{LAYER}, 0)"
@@ -164,8 +171,7 @@ def changed(
     if not rematched:
         engine.run(
             "match_occ",
-            f"select s.rule, s.record_key, s.seen_at, s.identifier_type, s.namespace, "
-            f"s.identifier from state s join day_records d "
+            f"select {_occ('s')} from state s join day_records d "
             f"on d.rule = s.rule and d.record_key = s.record_key "
             f"where s.identifier_type in ({matched})",
         )
@@ -183,15 +189,15 @@ def changed(
     )
     engine.run(
         "candidate_state",
-        "select s.rule, s.record_key, s.seen_at, s.identifier_type, s.namespace, s.identifier "
-        "from state s join candidates c on c.rule = s.rule and c.record_key = s.record_key",
+        "select s.* from state s join candidates c "
+        "on c.rule = s.rule and c.record_key = s.record_key",
     )
     engine.run(
         "new_occ",
         f"""
         select {OCC} from occ where identifier_type not in ({matched})
         union all
-        select s.rule, s.record_key, s.seen_at, s.identifier_type, s.namespace, s.identifier
+        select {_occ("s")}
         from candidate_state s left join day_records d
           on d.rule = s.rule and d.record_key = s.record_key
         where d.rule is null and s.identifier_type not in ({matched})
@@ -243,24 +249,29 @@ def close(
     is_changed = (
         "exists (select 1 from changed c where c.rule = {0}.rule and c.record_key = {0}.record_key)"
     )
-    engine.view(  # the values of every unit; a changed record is a unit of its own now
+    engine.run(  # the changed records' ids now: each such record is a unit of its own
+        "changed_occ",
+        f"select n.*, {_record_unit('n')} as unit from new_occ n where {is_changed.format('n')}",
+    )
+    engine.view(  # the values of every unit
         "units",
         f"select identifier_type, identifier, coalesce(one_id, {_record_unit('s')}) as unit "
-        f"from state s union all select identifier_type, identifier, {_record_unit('n')} "
-        f"from new_occ n where {is_changed.format('n')}",
+        "from state s union all select identifier_type, identifier, unit from changed_occ",
+    )
+    engine.run(  # the changed records' rows in the state (among the day's candidates)
+        "changed_state",
+        "select s.* from candidate_state s "
+        "join changed c on c.rule = s.rule and c.record_key = s.record_key",
     )
     engine.run(
         "seeds",
-        "select distinct s.identifier_type, s.identifier from state s "
-        "join changed c on c.rule = s.rule and c.record_key = s.record_key "
-        "union select identifier_type, identifier from new_occ n "
-        f"where {is_changed.format('n')}",
+        "select distinct identifier_type, identifier from changed_state "
+        "union select identifier_type, identifier from changed_occ",
     )
     engine.run(  # the units the changed records were and are
         "changed_units",
-        f"select distinct coalesce(s.one_id, {_record_unit('s')}) as unit from state s "
-        "join changed c on c.rule = s.rule and c.record_key = s.record_key "
-        f"union select {_record_unit('c')} from changed c",
+        f"select distinct coalesce(s.one_id, {_record_unit('s')}) as unit from changed_state s "
+        "union select unit from changed_occ",
     )
     rounds = 1
     while _reach(engine, evidence):
@@ -281,10 +292,7 @@ def close(
         f"select unit as one_id from closure_units where substr(unit, 1, 1) <> {RECORD_UNIT}",
     )
     engine.run(
-        "closure",
-        "select s.rule, s.record_key from state s join closure_units u "
-        f"on u.unit = coalesce(s.one_id, {_record_unit('s')}) "
-        "union select rule, record_key from changed",
+        "closure", "select distinct rule, record_key from closure_state union select * from changed"
     )
     return rounds
 
@@ -297,8 +305,9 @@ def _record_unit(alias: str) -> str:
 
 
 def _reach(engine: Engine, evidence: list[str]) -> int:
-    """One round of `close` from `seeds`: `closure_units`, `closure_values`, `beyond` and
-    `unexplained`; returns how many values are unexplained."""
+    """One round of `close` from `seeds`: `closure_units`, `closure_state` (the state's rows of
+    those units), `closure_values`, `beyond` and `unexplained`; returns how many values are
+    unexplained."""
     followed = f"identifier_type not in ({_in(evidence)})"
     not_hub = (
         "not exists (select 1 from hubs h where h.identifier_type = {0}.identifier_type "
@@ -319,9 +328,15 @@ def _reach(engine: Engine, evidence: list[str]) -> int:
         "union select unit from changed_units",
     )
     engine.run(
+        "closure_state",
+        "select s.* from state s join closure_units c "
+        f"on c.unit = coalesce(s.one_id, {_record_unit('s')})",
+    )
+    engine.run(
         "closure_values",
-        "select distinct u.identifier_type, u.identifier from units u "
-        f"join closure_units c on c.unit = u.unit where {not_hub.format('u')} and u.{followed}",
+        "select distinct identifier_type, identifier from (select identifier_type, identifier "
+        "from closure_state union all select identifier_type, identifier from changed_occ) u "
+        f"where {not_hub.format('u')} and u.{followed}",
     )
     engine.run(
         "beyond",
@@ -346,13 +361,9 @@ def closure_occ(engine: Engine, evidence: list[str]) -> None:
     frozen)."""
     engine.run(
         "occ",
-        "select s.rule, s.record_key, s.seen_at, s.identifier_type, s.namespace, s.identifier "
-        "from state s join closure c on c.rule = s.rule and c.record_key = s.record_key "
+        f"select {_occ('s')} from closure_state s "
         "left join changed x on x.rule = s.rule and x.record_key = s.record_key "
-        "where x.rule is null "
-        "union all select n.rule, n.record_key, n.seen_at, n.identifier_type, n.namespace, "
-        "n.identifier from new_occ n join changed x "
-        "on x.rule = n.rule and x.record_key = n.record_key",
+        f"where x.rule is null union all select {OCC} from changed_occ",
     )
     engine.run(
         "previous",
@@ -379,8 +390,8 @@ def closure_occ(engine: Engine, evidence: list[str]) -> None:
 def splice(engine: Engine) -> None:
     """The identity tables of all of silver from the old ones (`old_<table>`) and the closed
     set's: every row of a profile, record or value the closure touched is replaced. The tables
-    of `SPLICED` as views `<name>_spliced`, computed as they are written (the state's only
-    counted: the run appends `state_out` as a layer); identity_blocked in place."""
+    of `SPLICED` as views `<name>_spliced`, computed as they are written; identity_blocked in
+    place. (The state is not spliced: the run appends `state_out` as a layer.)"""
     gone = "select one_id from closure_profiles"
     for name in ("identity_map", "identity_edges", "customers"):
         # Only written (and identity_map counted): views, computed as they are read.
@@ -394,12 +405,6 @@ def splice(engine: Engine) -> None:
         "select o.* from old_identity_records o left join closure c "
         "on c.rule = o.rule and c.record_key = o.record_key where c.rule is null "
         "union all select * from identity_records",
-    )
-    engine.view(
-        "state_spliced",
-        "select o.* from state o left join closure c "
-        "on c.rule = o.rule and c.record_key = o.record_key where c.rule is null "
-        f"union all select {OCC}, one_id from state_out",
     )
     engine.run(
         "identity_blocked",

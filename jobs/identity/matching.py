@@ -247,7 +247,8 @@ def _with_vault(engine: DuckEngine, matching: Matching, settings: Settings) -> N
         return
     kinds = sorted(set(vaulted.values()))
     engine.register(
-        "vault_rows", lake.read_arrow(path, where=lake.sql_in("kind", kinds), columns=None)
+        "vault_rows",
+        lake.read_arrow(path, where=lake.sql_in("kind", kinds), columns=["kind", "token", "value"]),
     )
     tokens = " union all ".join(
         f"select {quote(kind)} as kind, {name} as token from match_rows where {name} is not null"
@@ -469,10 +470,21 @@ def _link_fresh(
             new = db.register("match_fresh")
             least = matching.threshold
             scored = [linker.inference.predict_within(new, threshold_match_probability=least)]
-            if engine.count("match_kept"):
+            # Only the kept records a blocking list pairs with a fresh one: the pairs Splink
+            # would score, without carrying the whole lists through it.
+            near = " union ".join(
+                "select k.unique_id from match_kept k semi join match_fresh f on "
+                + " and ".join(f"k.{c} = f.{c}" for c in columns)
+                for columns in matching.blocking
+            )
+            engine.run(
+                "match_near",
+                f"select * from match_kept k semi join ({near}) n on n.unique_id = k.unique_id",
+            )
+            if engine.count("match_near"):
                 scored.append(
                     linker.inference.predict_between(
-                        db.register("match_kept"), new, threshold_match_probability=least
+                        db.register("match_near"), new, threshold_match_probability=least
                     )
                 )
             predicted = [p.as_duckdbpyrelation().to_arrow_table() for p in scored]

@@ -392,13 +392,26 @@ def _counts(engine: Engine, *, unchanged: bool = False, spliced: bool = False) -
     idmap, occurrences, blocked = (
         ("old_identity_map", "state", "old_identity_blocked")
         if unchanged
-        else ("identity_map_spliced", "state_spliced", "identity_blocked")
-        if spliced
         else ("identity_map", "state_out", "identity_blocked")
     )
+    profiles = f"(select count(distinct one_id) from {idmap})"
+    identifiers = f"(select count(*) from {idmap})"
+    occurrences = f"(select count(*) from {occurrences})"
+    if spliced:  # the old tables' counts, less the closure's old rows, plus its new ones
+        gone = "join closure_profiles c on c.one_id = o.one_id"
+        profiles = (
+            f"(select count(*) from old_customers) - (select count(*) from old_customers o {gone})"
+            " + (select count(*) from customers)"
+        )
+        identifiers = (
+            f"(select count(*) from old_identity_map) - "
+            f"(select count(*) from old_identity_map o {gone}) + {identifiers}"
+        )
+        occurrences = (
+            f"(select count(*) from state) - (select count(*) from closure_state) + {occurrences}"
+        )
     counts = engine.rows(
-        f"select (select count(distinct one_id) from {idmap}), (select count(*) from {idmap}), "
-        f"(select count(*) from {occurrences}), (select count(*) from {blocked})"
+        f"select {profiles}, {identifiers}, {occurrences}, (select count(*) from {blocked})"
     )[0]
     changes = (
         {}

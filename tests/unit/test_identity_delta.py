@@ -75,6 +75,8 @@ def test_a_days_delta_resolves_as_a_full_run_does(lake, engine, request, tmp_pat
     shutil.copytree(settings.lake_root, whole.lake_root)
     full = run_identity(DAY2, whole, mode="full", retrain=False)
     assert full["changes"] == {}, full  # every one_id as the delta left it
+    for count in ("profiles", "identifiers", "occurrences", "blocked"):  # counted from the old
+        assert delta[count] == full[count], count
     for name in COMPARED:
         assert _table(settings, name) == _table(whole, name), name
     matched = lakeio.read_arrow(lakeio.table_path("silver", "identity_matches", settings))
