@@ -27,6 +27,7 @@ and trains the matching models again.
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -299,40 +300,44 @@ def _run_delta(
     first = incremental.since(last, logical_date)
     day_rows = f"_logical_date >= DATE '{first.isoformat()}'"
     engine = open_engine(settings, registry, paths, where=day_rows)
-    for name in ("identity_map", "identity_blocked"):
-        _register_old(engine, f"old_{name}", lake.table_path("silver", name, settings))
-    layer = _register_state(engine, lake.table_path("silver", incremental.STATE, settings))
-    engine.run(
-        "hubs",
-        "select identifier_type, identifier, reason from old_identity_blocked "
-        "where guard = 'blocked'",
-    )
     day_tables = {n for n in paths if engine.count(f"t_{n}")}
     member_tables = {
         r.table for m in registry.matching for r in registry.rules if r.name in m.rules
     }
     match_types = sorted({m.type for m in registry.matching})
-    matching_seconds = 0.0
     rematched = bool(day_tables & member_tables)
-    if rematched:
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        # Matching runs on a DuckDB of its own, beside the reading of the last run's tables.
         matching_started = time.monotonic()
-        fresh = " union all ".join(
-            f"select {quote(r.name)} as rule, {graph.record_key_sql(engine, r)} as record_key "
-            f"from t_{r.table}"
-            for m in registry.matching
-            for r in registry.rules
-            if r.name in m.rules and r.table in day_tables
+        if rematched:
+            fresh = " union all ".join(
+                f"select {quote(r.name)} as rule, {graph.record_key_sql(engine, r)} as record_key "
+                f"from t_{r.table}"
+                for m in registry.matching
+                for r in registry.rules
+                if r.name in m.rules and r.table in day_tables
+            )
+            engine.run("fresh_members", fresh)
+            scoring = pool.submit(
+                matching.match,
+                registry,
+                settings,
+                paths,
+                **_models(settings),
+                fresh=_arrow(engine, "fresh_members"),
+                old_pairs=_read(lake.table_path("silver", "identity_matches", settings)),
+            )
+        for name in ("identity_map", "identity_blocked"):
+            _register_old(engine, f"old_{name}", lake.table_path("silver", name, settings))
+        layer = _register_state(engine, lake.table_path("silver", incremental.STATE, settings))
+        engine.run(
+            "hubs",
+            "select identifier_type, identifier, reason from old_identity_blocked "
+            "where guard = 'blocked'",
         )
-        engine.run("fresh_members", fresh)
-        matched = matching.match(
-            registry,
-            settings,
-            paths,
-            **_models(settings),
-            fresh=_arrow(engine, "fresh_members"),
-            old_pairs=_read(lake.table_path("silver", "identity_matches", settings)),
-        )
-        matching_seconds = time.monotonic() - matching_started
+        matched = scoring.result() if rematched else None
+        matching_seconds = time.monotonic() - matching_started if rematched else 0.0
+    if rematched:
         if matched is not None:
             engine.register("match_occ", matched.occ)
             engine.register("identity_matches", matched.pairs)
