@@ -118,20 +118,43 @@ def bench_ingest(group: str, days_: list[date]) -> dict:
     baseline_s = time.perf_counter() - started
     formats = sorted({spec.format for spec in specs})
     return {
-        "name": f"{group}_ingest",
-        "what": (
+        **_result(
+            f"{group}_ingest",
             f"{rows:,} {group} lines of {len(specs)} sources ({'/'.join(formats)}), "
-            f"{len(days_)} days, {len(files)} files -> bronze Delta"
+            f"{len(days_)} days, {len(files)} files -> bronze Delta",
+            rows,
+            ours_s,
+            "plain Spark read -> Delta write of the same files",
+            floor_rows,
+            baseline_s,
         ),
-        "rows": rows,
-        "seconds": round(ours_s, 2),
-        "rows_per_second": round(rows / ours_s),
-        "baseline": "plain Spark read -> Delta write of the same files",
-        "baseline_rows": floor_rows,
-        "baseline_seconds": round(baseline_s, 2),
-        "baseline_rows_per_second": round(floor_rows / baseline_s),
-        "ratio_to_baseline": round(ours_s / baseline_s, 2),
         "runs": "one pass each after a warm-up of the baseline; ours never starts Spark",
+    }
+
+
+def _result(
+    name: str,
+    what: str,
+    rows: int,
+    seconds: float,
+    baseline: str,
+    baseline_rows: int,
+    baseline_seconds: float,
+    *,
+    digits: int = 2,
+) -> dict:
+    """The figures every benchmark result has: ours, its baseline, and their ratio."""
+    return {
+        "name": name,
+        "what": what,
+        "rows": rows,
+        "seconds": round(seconds, 2),
+        "rows_per_second": round(rows / seconds),
+        "baseline": baseline,
+        "baseline_rows": baseline_rows,
+        "baseline_seconds": round(baseline_seconds, 2),
+        "baseline_rows_per_second": round(baseline_rows / baseline_seconds),
+        "ratio_to_baseline": round(seconds / baseline_seconds, digits),
     }
 
 
@@ -201,21 +224,18 @@ def bench_silver(days_: list[date]) -> dict:
     baseline(days_[-1:])
     base_increment = time.perf_counter() - started
     return {
-        "name": "silver_build",
-        "what": (
+        **_result(
+            "silver_build",
             f"every silver table from the bronze of {len(bronze)} datasets, {len(days_)} days "
-            f"({rows:,} silver rows); increment = the last day again on top"
+            f"({rows:,} silver rows); increment = the last day again on top",
+            base_rows,
+            timings["full"],
+            "plain Spark read of the same bronze rows -> Delta write",
+            base_rows,
+            base_full,
         ),
-        "rows": base_rows,
-        "seconds": round(timings["full"], 2),
-        "rows_per_second": round(base_rows / timings["full"]),
         "increment_seconds": round(timings["increment"], 2),
-        "baseline": "plain Spark read of the same bronze rows -> Delta write",
-        "baseline_rows": base_rows,
-        "baseline_seconds": round(base_full, 2),
-        "baseline_rows_per_second": round(base_rows / base_full),
         "baseline_increment_seconds": round(base_increment, 2),
-        "ratio_to_baseline": round(timings["full"] / base_full, 2),
         "increment_ratio_to_baseline": round(timings["increment"] / base_increment, 2),
         "per_day": per_day,
         "runs": "one pass each; the floor after a warm-up; rows/s counts bronze rows read",
@@ -299,20 +319,17 @@ def bench_identity(days_: list[date], distributed_timeout: float = DISTRIBUTED_T
     finally:
         stop.cancel()
     return {
-        "name": "identity",
-        "what": (
+        **_result(
+            "identity",
             f"One-ID over every silver table: {result['occurrences']:,} identifier occurrences, "
             f"{n_edges:,} record-identifier edges -> {result['profiles']:,} profiles "
-            f"({result['engine']} engine; a full run)"
+            f"({result['engine']} engine; a full run)",
+            n_edges,
+            ours,
+            "scipy connected components of the same edges, in memory",
+            n_edges,
+            floor,
         ),
-        "rows": n_edges,
-        "seconds": round(ours, 2),
-        "rows_per_second": round(n_edges / ours),
-        "baseline": "scipy connected components of the same edges, in memory",
-        "baseline_rows": n_edges,
-        "baseline_seconds": round(floor, 2),
-        "baseline_rows_per_second": round(n_edges / floor),
-        "ratio_to_baseline": round(ours / floor, 2),
         "distributed_baseline": "large-star/small-star in Spark (GraphFrames' algorithm)",
         "distributed_seconds": round(distributed, 2) if distributed else None,
         "distributed_timeout_seconds": distributed_timeout,
@@ -393,20 +410,18 @@ def bench_identity_delta(days_: list[date], share: float = DELTA_SHARE) -> dict:
     )
     shutil.rmtree(scratch, ignore_errors=True)
     return {
-        "name": "identity_delta",
-        "what": (
+        **_result(
+            "identity_delta",
             f"One-ID's daily delta: {rows:,} new rows ({share:.0%} of every identity rule "
             f"table) -> {delta['changed_records']:,} changed records, "
-            f"{delta['closure_records']:,} re-resolved, of {full['occurrences']:,} occurrences"
+            f"{delta['closure_records']:,} re-resolved, of {full['occurrences']:,} occurrences",
+            rows,
+            ours,
+            "a full run of the same silver with the same matching models",
+            rows,
+            floor,
+            digits=3,
         ),
-        "rows": rows,
-        "seconds": round(ours, 2),
-        "rows_per_second": round(rows / ours),
-        "baseline": "a full run of the same silver with the same matching models",
-        "baseline_rows": rows,
-        "baseline_seconds": round(floor, 2),
-        "baseline_rows_per_second": round(rows / floor),
-        "ratio_to_baseline": round(ours / floor, 3),
         "full_run_with_training_seconds": round(full_trained, 2),
         "delta": {k: v for k, v in delta.items() if k != "changes"},
         "full_changes_after_delta": full["changes"],

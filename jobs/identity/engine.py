@@ -16,6 +16,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     import duckdb
     import pyarrow as pa
     from pyspark.sql import DataFrame, SparkSession
@@ -43,6 +45,11 @@ class Engine(Protocol):
     def epoch(self, expr: str) -> str: ...
     def matches(self, expr: str, pattern: str) -> str: ...
     def sorted_join(self, expr: str, sep: str) -> str: ...
+
+
+def quote_list(values: Iterable[str]) -> str:
+    """The values as a list of literals for `IN (...)`; `''` (no id is blank) when none."""
+    return ", ".join(quote(v) for v in values) or "''"
 
 
 def quote(value: str) -> str:

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 from jobs.common.errors import CdpError
 from jobs.common.progress import track
-from jobs.identity.engine import Engine, quote
+from jobs.identity.engine import Engine, quote, quote_list
 from jobs.identity.registry import Registry, Rule, RuleId
 
 SIG = "#"  # signature vertex ids start with it (node ids start with a type name)
@@ -73,7 +73,7 @@ def _rule_sql(engine: Engine, rule: Rule, registry: Registry) -> str:
         kind, namespace, value = _id_sql(rule_id)
         identifier = value
         if scoped:
-            listed = ", ".join(quote(s) for s in scoped)
+            listed = quote_list(scoped)
             identifier = (
                 f"case when ({kind}) in ({listed}) and ({namespace}) is not null "
                 f"then ({namespace}) || ':' || ({value}) else ({value}) end"
@@ -217,8 +217,7 @@ def build(engine: Engine, registry: Registry, apart: list[tuple[str, str, str, s
         ("a", "b"),
         [(f"{t1}{SEP}{v1}", f"{t2}{SEP}{v2}") for t1, v1, t2, v2 in apart],
     )
-    evidence_types = [k for k, spec in registry.types.items() if spec.evidence] or ["-"]
-    listed = ", ".join(quote(k) for k in evidence_types)
+    listed = quote_list(k for k, spec in registry.types.items() if spec.evidence)
     engine.run(
         "kept",
         f"select o.* from (select *, {NODE} as node from occ) o "
@@ -457,7 +456,7 @@ def _evidence_conflicts(engine: Engine, evidence_types: tuple[str, ...]) -> None
     if not evidence_types:
         engine.empty("disagreeing", "node string, reason string")
         return
-    listed = ", ".join(quote(k) for k in evidence_types)
+    listed = quote_list(evidence_types)
     engine.run(
         "disagreeing",
         f"""

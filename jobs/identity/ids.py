@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from jobs.identity.engine import Engine, quote
+from jobs.identity.engine import Engine, quote, quote_list
 from jobs.identity.graph import NODE
 
 
@@ -168,7 +168,7 @@ def record_one_ids(engine: Engine, out: str, idmap: str, rules: list[str] | None
     """`out` (rule, record_key, one_id): each record of `occ` (of `rules`, or all) with the
     one_id its accepted ids map to in `idmap` (they all map to one; null when every id it
     carries was refused or blocked)."""
-    where = f"where o.rule in ({', '.join(quote(r) for r in rules)})" if rules else ""
+    where = f"where o.rule in ({quote_list(rules)})" if rules else ""
     engine.run(
         out,
         f"select o.rule, o.record_key, min(m.one_id) as one_id from occ o "

@@ -19,7 +19,9 @@ day's run therefore:
    following it would chain household to household (half the records of the 1M world);
 3. resolves those records as a full run would (guards, operator controls, stable ids against
    the previous map of those profiles) and splices it into the identity tables: the rows of
-   every profile it touched are replaced, all others are left as they were.
+   every profile it touched are replaced, all others are left as they were. The state is not
+   rewritten: the records re-resolved are appended whole as its next `layer`, and a record's
+   current rows are those of the latest layer holding it (a full run writes layer 0 afresh).
 
 What the delta does not see, a full run does: a refusal the day would lift for a value beyond
 what it reached (a phone between two profiles whose names now agree), rows removed from silver
@@ -38,7 +40,7 @@ from typing import TYPE_CHECKING
 
 from jobs.common import lake
 from jobs.identity import graph
-from jobs.identity.engine import Engine, quote
+from jobs.identity.engine import Engine, quote, quote_list
 
 if TYPE_CHECKING:
     from jobs.common.settings import Settings
@@ -52,11 +54,17 @@ OCC = "rule, record_key, seen_at, identifier_type, namespace, identifier"
 KEY = "rule, record_key"
 SPLICED = ("identity_map", "identity_edges", "identity_records", "customers")  # `<name>_spliced`
 LAYER = "layer"  # of the state: 0, a full run's rows; n, what the n-th delta since re-resolved
+RECORD_UNIT = "chr(29)"  # starts the closure's unit of a record of no profile (one_ids: C...)
 
 
 def _occ(alias: str) -> str:
     """OCC's columns of the table `alias`."""
     return ", ".join(f"{alias}.{c}" for c in OCC.split(", "))
+
+
+def _record_unit(alias: str) -> str:
+    """The unit of the record of `alias` on its own (when it has no profile, or changed)."""
+    return f"{RECORD_UNIT} || {alias}.rule || chr(31) || {alias}.record_key"
 
 
 OCC_SCHEMA = (
@@ -167,7 +175,7 @@ def changed(
     else:
         engine.empty("occ", OCC_SCHEMA)
         engine.empty("day_records", "rule string, record_key string")
-    matched = _in(match_types)
+    matched = quote_list(match_types)
     if not rematched:
         engine.run(
             "match_occ",
@@ -212,10 +220,6 @@ def changed(
         f"(select {OCC} from candidate_state except select {OCC} from new_occ)) d",
     )
     return engine.count("changed")
-
-
-def _in(values: list[str]) -> str:
-    return ", ".join(quote(v) for v in values) or "''"
 
 
 # --- the closure ----------------------------------------------------------------------------
@@ -297,18 +301,11 @@ def close(
     return rounds
 
 
-RECORD_UNIT = "chr(29)"  # starts the unit of a record of no profile (one_ids start with C)
-
-
-def _record_unit(alias: str) -> str:
-    return f"{RECORD_UNIT} || {alias}.rule || chr(31) || {alias}.record_key"
-
-
 def _reach(engine: Engine, evidence: list[str]) -> int:
     """One round of `close` from `seeds`: `closure_units`, `closure_state` (the state's rows of
     those units), `closure_values`, `beyond` and `unexplained`; returns how many values are
     unexplained."""
-    followed = f"identifier_type not in ({_in(evidence)})"
+    followed = f"identifier_type not in ({quote_list(evidence)})"
     not_hub = (
         "not exists (select 1 from hubs h where h.identifier_type = {0}.identifier_type "
         "and h.identifier = {0}.identifier)"
@@ -380,7 +377,7 @@ def closure_occ(engine: Engine, evidence: list[str]) -> None:
         "select distinct o.identifier_type, o.identifier from occ o "
         "left join carried k on k.identifier_type = o.identifier_type "
         "and k.identifier = o.identifier "
-        f"where k.identifier is null and o.identifier_type not in ({_in(evidence)})",
+        f"where k.identifier is null and o.identifier_type not in ({quote_list(evidence)})",
     )
 
 
@@ -394,7 +391,7 @@ def splice(engine: Engine) -> None:
     place. (The state is not spliced: the run appends `state_out` as a layer.)"""
     gone = "select one_id from closure_profiles"
     for name in ("identity_map", "identity_edges", "customers"):
-        # Only written (and identity_map counted): views, computed as they are read.
+        # Only written: views, computed as they are written.
         engine.view(
             f"{name}_spliced",
             f"select o.* from old_{name} o left join ({gone}) g on g.one_id = o.one_id "

@@ -35,7 +35,7 @@ from pathlib import Path
 from jobs.common import lake
 from jobs.common.settings import Settings, get_settings
 from jobs.identity import controls, graph, ids, incremental, matching
-from jobs.identity.engine import DuckEngine, Engine, SparkEngine, quote
+from jobs.identity.engine import DuckEngine, Engine, SparkEngine, quote, quote_list
 from jobs.identity.registry import Registry, load_registry
 
 TABLES = (
@@ -460,9 +460,7 @@ def _register_old(engine: Engine, name: str, path: str, *, view: bool = False) -
         return
     engine.con.execute(
         f"create or replace {'view' if view else 'table'} {name} as select * from read_parquet("
-        + "["
-        + ", ".join(quote(f) for f in files)
-        + "], union_by_name = true)"
+        + f"[{quote_list(files)}], union_by_name = true)"
     )
 
 
