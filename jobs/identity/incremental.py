@@ -132,12 +132,13 @@ def current_state(written: str) -> str:
     """SQL of the state's rows as of the last run from `written`, the table as written with its
     `layer`: each record's rows of the latest layer holding it. A full run writes the state
     whole as layer 0; a delta appends the records it re-resolved as the next layer instead of
-    rewriting every record (15M rows at the 1M world, for 3% of them)."""
+    rewriting every record (15M rows at the 1M world, for 3% of them). Rows written before
+    layers existed (no `layer`, or null once a layer was appended) are layer 0."""
     return (
         f"select {_occ('s')}, s.one_id from {written} s "
         f"left join (select {KEY}, max({LAYER}) as {LAYER} from {written} where {LAYER} > 0 "
         f"group by {KEY}) l on l.rule = s.rule and l.record_key = s.record_key "
-        f"where s.{LAYER} = coalesce(l.{LAYER}, 0)"
+        f"where coalesce(s.{LAYER}, 0) = coalesce(l.{LAYER}, 0)"
     )
 
 

@@ -470,7 +470,8 @@ def _register_state(engine: Engine, path: str) -> int:
     from deltalake import DeltaTable
 
     names = DeltaTable(path).schema().to_arrow().names
-    layer = incremental.LAYER if incremental.LAYER in names else "0"  # a state before layers
+    # A state written before layers has none (and null in its rows once a layer is appended).
+    layer = f"coalesce({incremental.LAYER}, 0)" if incremental.LAYER in names else "0"
     _register_old(engine, "state_written", path, view=True)  # read once, by `state`
     engine.view(
         "state_layers",

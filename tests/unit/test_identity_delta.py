@@ -102,3 +102,30 @@ def test_a_run_is_full_without_state_on_new_controls_and_when_due(lake):
     runs = lakeio.read_arrow(lakeio.table_path("ops", incremental.RUNS, lake)).to_pylist()
     modes = [r["mode"] for r in sorted(runs, key=lambda r: r["finished_at"])]
     assert modes == ["full", "incremental", "full", "incremental", "full", "full"]
+
+
+def test_a_state_written_before_layers_stays_whole_under_later_layers(lake, tmp_path):
+    """A lake whose state predates `layer`: the first delta appends a layer (its rows get a
+    null layer), and later runs still read every old record as of layer 0."""
+    rng = random.Random(7)
+    crm = [_person(rng, i) for i in range(80)]
+    _write(lake, _on(DAY1, crm[:60]), _on(DAY1, crm[:10]))
+    run_identity(DAY1, lake)
+    path = lakeio.table_path("silver", incremental.STATE, lake)
+    old = lakeio.read_arrow(path)
+    lakeio.overwrite_arrow(old.drop_columns([incremental.LAYER]), path)  # as an older version
+
+    moved = {**crm[3], "phone": "+8613900000003", "day": DAY2}
+    members = [*_on(DAY1, crm[:3]), moved, *_on(DAY1, crm[4:60]), *_on(DAY2, crm[60:])]
+    _write(lake, members, _on(DAY1, crm[:10]))
+    assert run_identity(DAY2, lake)["mode"] == "incremental"
+    assert None in set(lakeio.read_arrow(path).column(incremental.LAYER).to_pylist())
+    rerun = run_identity(DAY2, lake)  # reads the mixed state: nothing changed since
+    assert rerun["mode"] == "incremental", rerun
+    assert rerun["changed_records"] == 0, rerun
+
+    whole = lake.model_copy(update={"lake_root": str(tmp_path / "full")})
+    shutil.copytree(lake.lake_root, whole.lake_root)
+    run_identity(DAY2, whole, mode="full", retrain=False)
+    for name in COMPARED:
+        assert _table(lake, name) == _table(whole, name), name
