@@ -183,12 +183,20 @@ def customers(engine: Engine) -> None:
     engine.run(
         "customers",
         f"""
-        select one_id, min(one_id_since) as one_id_since, min(first_seen) as first_seen,
-               max(last_seen) as last_seen, count(*) as identifiers,
-               {engine.sorted_join("identifier_type", "','")} as identifier_types,
-               max_by(identifier, last_seen) filter (where identifier_type = 'phone')
-                   as phone_token,
-               min(identifier) filter (where identifier_type = 'member_card') as member_card
-        from identity_map group by one_id
+        select m.one_id, min(m.one_id_since) as one_id_since, min(m.first_seen) as first_seen,
+               max(m.last_seen) as last_seen, count(*) as identifiers,
+               {engine.sorted_join("m.identifier_type", "','")} as identifier_types,
+               max(p.identifier) as phone_token,
+               min(m.identifier) filter (where m.identifier_type = 'member_card') as member_card
+        from identity_map m left join (
+            -- the latest phone; of phones last seen at once, the greatest token (every run
+            -- and engine picks the same one)
+            select one_id, identifier from (
+                select one_id, identifier, row_number() over (partition by one_id
+                    order by last_seen desc nulls last, identifier desc) as rn
+                from identity_map where identifier_type = 'phone'
+            ) r where rn = 1
+        ) p on p.one_id = m.one_id
+        group by m.one_id
         """,
     )
