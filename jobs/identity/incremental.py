@@ -57,7 +57,7 @@ LAYER = "layer"  # of the state: 0, a full run's rows; n, what the n-th delta si
 RECORD_UNIT = "chr(29)"  # starts the closure's unit of a record of no profile (one_ids: C...)
 
 
-def _occ(alias: str) -> str:
+def occ_columns(alias: str) -> str:
     """OCC's columns of the table `alias`."""
     return ", ".join(f"{alias}.{c}" for c in OCC.split(", "))
 
@@ -135,7 +135,7 @@ def current_state(written: str) -> str:
     rewriting every record (15M rows at the 1M world, for 3% of them). Rows written before
     layers existed (no `layer`, or null once a layer was appended) are layer 0."""
     return (
-        f"select {_occ('s')}, s.one_id from {written} s "
+        f"select {occ_columns('s')}, s.one_id from {written} s "
         f"left join (select {KEY}, max({LAYER}) as {LAYER} from {written} where {LAYER} > 0 "
         f"group by {KEY}) l on l.rule = s.rule and l.record_key = s.record_key "
         f"where coalesce(s.{LAYER}, 0) = coalesce(l.{LAYER}, 0)"
@@ -180,7 +180,7 @@ def changed(
     if not rematched:
         engine.run(
             "match_occ",
-            f"select {_occ('s')} from state s join day_records d "
+            f"select {occ_columns('s')} from state s join day_records d "
             f"on d.rule = s.rule and d.record_key = s.record_key "
             f"where s.identifier_type in ({matched})",
         )
@@ -206,7 +206,7 @@ def changed(
         f"""
         select {OCC} from occ where identifier_type not in ({matched})
         union all
-        select {_occ("s")}
+        select {occ_columns("s")}
         from candidate_state s left join day_records d
           on d.rule = s.rule and d.record_key = s.record_key
         where d.rule is null and s.identifier_type not in ({matched})
@@ -359,7 +359,7 @@ def closure_occ(engine: Engine, evidence: list[str]) -> None:
     frozen)."""
     engine.run(
         "occ",
-        f"select {_occ('s')} from closure_state s "
+        f"select {occ_columns('s')} from closure_state s "
         "left join changed x on x.rule = s.rule and x.record_key = s.record_key "
         f"where x.rule is null union all select {OCC} from changed_occ",
     )

@@ -439,8 +439,8 @@ def _state_out(engine: Engine, *, layer: int) -> None:
     ids.record_one_ids(engine, "record_ids", "identity_map")
     engine.view(
         "state_out",
-        "select o.rule, o.record_key, o.seen_at, o.identifier_type, o.namespace, "
-        f"o.identifier, r.one_id, cast({layer} as bigint) as {incremental.LAYER} "
+        f"select {incremental.occ_columns('o')}, r.one_id, "
+        f"cast({layer} as bigint) as {incremental.LAYER} "
         "from occ o join record_ids r "
         "on r.rule = o.rule and r.record_key = o.record_key "
         f"where o.rule <> {quote(incremental.MANUAL_RULE)}",
@@ -475,8 +475,8 @@ def _register_state(engine: Engine, path: str) -> int:
     _register_old(engine, "state_written", path, view=True)  # read once, by `state`
     engine.view(
         "state_layers",
-        "select rule, record_key, seen_at, identifier_type, namespace, identifier, one_id, "
-        f"cast({layer} as bigint) as {incremental.LAYER} from state_written",
+        f"select {incremental.OCC}, one_id, cast({layer} as bigint) as {incremental.LAYER} "
+        "from state_written",
     )
     engine.run("state", incremental.current_state("state_layers"))
     return int(engine.rows(f"select coalesce(max({layer}), 0) from state_written")[0][0]) + 1
