@@ -3,8 +3,9 @@
 preflight (settings, key, suites) -> pull (API sources) -> per source family: a sensor waits
 for the day's landing files, then one mapped task per source dataset lands them in bronze
 (quarantine, reconciliation) -> GX gate (completing a batch a crash interrupted first) ->
-silver (PII tokenized) -> One-ID (identity graph, stable one_ids) -> dbt customer 360 marts ->
-segment exports -> compaction of the small files every source adds to the shared tables.
+silver (PII tokenized) -> One-ID (identity graph, stable one_ids) -> customer scores (RFM,
+LTV) -> dbt customer 360 marts -> segment exports -> compaction of the small files every source
+adds to the shared tables.
 
 Orchestration only: every task calls a function of `jobs.daily`, idempotent for its date, so a
 rerun or a backfill of a day replaces that day. Nothing heavy is imported at parse time; the
@@ -52,6 +53,7 @@ TIMEZONE = "Asia/Shanghai"
 LAKE_WRITING_STEPS = (
     "build_silver",
     "resolve_identity",
+    "score_customers",
     "publish_marts",
     "export_segments",
     "maintain_lake",

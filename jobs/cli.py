@@ -66,13 +66,13 @@ def _days(day: str | None, first: str | None, last: str | None) -> list[date]:
     return [start + timedelta(days=i) for i in range((end - start).days + 1)]
 
 
-def _date(value: str | None) -> date:
+def _date(value: str | None, option: str = "--date") -> date:
     if value is None:
         return date.today() - timedelta(days=1)
     try:
         return date.fromisoformat(value)
     except ValueError as exc:
-        raise CdpError(f"--date {value!r}: expected YYYY-MM-DD") from exc
+        raise CdpError(f"{option} {value!r}: expected YYYY-MM-DD") from exc
 
 
 @app.callback()
@@ -418,6 +418,53 @@ def retract(
     )
 
 
+OrdersOpt = Annotated[
+    Path, typer.Option("--orders", help="Order file: .csv, .xlsx, .parquet or .jsonl")
+]
+OrderMappingOpt = Annotated[
+    Path,
+    typer.Option(
+        "--mapping",
+        help="YAML in the format of `cdp import orders`: buyer_id, order_id, created, payment "
+        "(and status)",
+    ),
+]
+AsOfOpt = Annotated[str, typer.Option("--as-of", help="Score as of this date, YYYY-MM-DD.")]
+OutOpt = Annotated[Path, typer.Option("--out", help="Output file: .csv or .parquet")]
+
+
+@app.command()
+def rfm(orders: OrdersOpt, mapping: OrderMappingOpt, as_of: AsOfOpt, out: OutOpt):
+    """RFM of any order file: recency_days, frequency, monetary, r/f/m scores (ties score
+    alike), the 11 named segments and the 8-class RFM (rules: jobs/marts/rfm.yaml)."""
+    from jobs.marts.files import rfm_file
+
+    rfm_file(orders, mapping, _date(as_of, "--as-of"), out)
+
+
+@app.command()
+def ltv(
+    orders: OrdersOpt,
+    mapping: OrderMappingOpt,
+    as_of: AsOfOpt,
+    out: OutOpt,
+    freq: Annotated[
+        str | None,
+        typer.Option(
+            "--freq", help="Purchase period: D (day) or W (week); default from jobs/marts/ltv.yaml"
+        ),
+    ] = None,
+):
+    """LTV of any order file: BG/NBD and Gamma-Gamma (pymc-marketing, maximum likelihood) per
+    customer: frequency, recency, T, monetary_value, p_alive, expected_purchases_90d, clv_12m
+    and a churn warning; prints the fitted parameters."""
+    from jobs.marts.files import ltv_file
+
+    if freq is not None and freq not in ("D", "W"):
+        raise CdpError(f"--freq {freq!r}: use D (day) or W (week)")
+    ltv_file(orders, mapping, _date(as_of, "--as-of"), out, freq)
+
+
 @app.command("pull-youzan")
 def pull_youzan(day: DateOpt = None):
     """Pull a day's Youzan orders over its Open API into the landing area (CDP_YOUZAN__*)."""
@@ -437,7 +484,18 @@ def query(
             help="SQL over <layer>.<table>, e.g. 'select * from gold.customer_360 limit 5'"
         ),
     ],
-    limit: Annotated[int, typer.Option(help="Rows to print at most.")] = 50,
+    limit: Annotated[int, typer.Option(help="Rows to print at most (0: all).")] = 50,
+    fmt: Annotated[
+        str | None,
+        typer.Option(
+            "--format",
+            help="table (a vertical layout when the columns do not fit), csv or json; default: "
+            "table, or what --out's extension names",
+        ),
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Write the rows to this .csv or .json file.")
+    ] = None,
     raw: Annotated[
         bool,
         typer.Option(
@@ -453,7 +511,12 @@ def query(
     import duckdb
 
     from jobs.common import duck
+    from jobs.common.output import out_format, write_rows
 
+    try:
+        chosen = out_format(fmt, out)
+    except ValueError as exc:
+        raise CdpError(str(exc)) from None
     duck.check_read_only(sql)
     con = duck.connect(raw=raw)
     try:
@@ -468,8 +531,10 @@ def query(
             message += " (cdp query reads the lake's tables as <layer>.<table>, nothing else)"
         raise CdpError(f"query failed: {message}") from exc
     columns = [d[0] for d in cur.description or []]
-    rows = cur.fetchmany(limit)
-    print_rows(columns, rows)
+    rows = cur.fetchmany(limit) if limit > 0 else cur.fetchall()
+    write_rows(columns, rows, chosen, out)
+    if out is not None:
+        console.print(f"{len(rows)} row(s) -> {out}")
 
 
 @app.command()

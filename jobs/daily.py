@@ -293,18 +293,29 @@ def resolve_identity(
     return run_identity(logical_date, settings, mode=mode)
 
 
-def publish_marts(logical_date: date, settings: Settings | None = None) -> dict:
-    """dbt build: staging -> intermediate -> gold.customer_360 (contracts and tests).
+def marts_as_of(logical_date: date, settings: Settings | None = None) -> date:
+    """The date scores and marts are computed as of: the latest logical date silver holds
+    (`latest_silver_date`), never earlier than the run's date, so rerunning or backfilling an
+    old day never rolls them back to that day."""
+    latest = latest_silver_date(settings)
+    return max(logical_date, latest) if latest else logical_date
 
-    Gold publishes the latest state: the marts are computed as of the latest logical date
-    silver holds (`latest_silver_date`), never earlier than the run's date, so rerunning or
-    backfilling an old day never rolls them back to that day.
-    """
+
+def score_customers(logical_date: date, settings: Settings | None = None) -> dict:
+    """RFM and LTV per one_id (silver.customer_rfm, silver.customer_ltv): jobs/marts/scores.py."""
+    from jobs.marts.scores import score_customers as run
+
+    settings = settings or get_settings()
+    return run(logical_date, marts_as_of(logical_date, settings), settings)
+
+
+def publish_marts(logical_date: date, settings: Settings | None = None) -> dict:
+    """dbt build: staging -> intermediate -> gold marts (customer_360, customer_rfm,
+    customer_ltv; contracts and tests), as of `marts_as_of`."""
     from jobs.profiles.dbt_runner import build
 
     settings = settings or get_settings()
-    latest = latest_silver_date(settings)
-    as_of = max(logical_date, latest) if latest else logical_date
+    as_of = marts_as_of(logical_date, settings)
     build(as_of=as_of, settings=settings)
     return {"dbt": "ok", "as_of": str(as_of)}
 
@@ -371,6 +382,7 @@ STEPS = (
     check_bronze,
     build_silver,
     resolve_identity,
+    score_customers,
     publish_marts,
     export_segments,
     maintain_lake,

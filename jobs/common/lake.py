@@ -12,7 +12,7 @@ Writes are idempotent for a logical date: a rerun or backfill of a day replaces 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
@@ -157,6 +157,18 @@ def parquet_files(path: str) -> list[str] | None:
     if table.metadata().partition_columns or features & {"deletionVectors", "columnMapping"}:
         return None
     return table.file_uris()
+
+
+def table_rows(paths: Iterable[str]) -> int:
+    """Rows of the Delta tables at `paths`, from the log's file statistics (no data read)."""
+    from deltalake import DeltaTable
+
+    total = 0
+    for path in paths:
+        actions = DeltaTable(path).get_add_actions(flatten=True)
+        counts = actions.column("num_records").to_pylist() if actions.num_rows else []
+        total += sum(c or 0 for c in counts)
+    return total
 
 
 def sql_in(column: str, values: list) -> str:

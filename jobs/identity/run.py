@@ -62,18 +62,6 @@ def rule_tables(registry: Registry, settings: Settings) -> dict[str, str]:
     return {name: path for name, path in paths.items() if lake.is_delta(path)}
 
 
-def table_rows(paths: dict[str, str]) -> int:
-    """Rows of the tables, from the Delta log's file statistics (no data read)."""
-    from deltalake import DeltaTable
-
-    total = 0
-    for path in paths.values():
-        actions = DeltaTable(path).get_add_actions(flatten=True)
-        counts = actions.column("num_records").to_pylist() if actions.num_rows else []
-        total += sum(c or 0 for c in counts)
-    return total
-
-
 def rule_columns(registry: Registry, table: str, path: str) -> list[str]:
     """The columns of a silver table the rules read (named, or words of their `where`)."""
     from deltalake import DeltaTable
@@ -91,7 +79,7 @@ def open_engine(
 ) -> Engine:
     """DuckDB over the tables' Arrow datasets when they are small enough, else Spark; the
     tables' rows matching `where` (a SQL predicate), or all."""
-    if table_rows(paths) <= settings.identity.max_in_memory_edges:
+    if lake.table_rows(paths.values()) <= settings.identity.max_in_memory_edges:
         temp = Path(settings.var_dir) / "tmp" / "identity"
         temp.mkdir(parents=True, exist_ok=True)
         engine: Engine = DuckEngine(temp_dir=str(temp))

@@ -108,6 +108,21 @@ def _coerce_date(value: str, original: str) -> str:
     raise BadValue("a date like 1991-02-28", original)
 
 
+def _coerce_datetime_or_date(value: str, original: str) -> str:
+    """A date-time, or a bare date read as its midnight (order files for `cdp rfm` and `cdp ltv`
+    have either)."""
+    try:
+        return _coerce_date(value, original) + "T00:00:00"
+    except BadValue:
+        pass
+    try:
+        return _coerce_datetime(value, original)
+    except BadValue:
+        raise BadValue(
+            "a date like 2026-11-22 or a date-time like 2026-11-22 10:31:05", original
+        ) from None
+
+
 def coerce(value: str, type_: str) -> object:
     """Coerce one export cell; raises `BadValue` (a ValueError) saying what was expected.
 
@@ -157,6 +172,8 @@ def coerce(value: str, type_: str) -> object:
         return _coerce_datetime(value, original)
     if type_ == "date":
         return _coerce_date(value, original)
+    if type_ == "datetime_or_date":  # not a mapping type: a reader that takes either sets it
+        return _coerce_datetime_or_date(value, original)
     raise ValueError(f"unknown type {type_!r}")
 
 

@@ -60,7 +60,14 @@ def test_every_family_waits_then_maps_ingestion_between_pull_and_the_gate():
     # a skipped family doesn't stop the others; all of them skipped: nothing to check
     assert gate.trigger_rule == "none_failed_min_one_success"
     for upstream, downstream in itertools.pairwise(
-        ["check_bronze", "build_silver", "resolve_identity", "publish_marts", "export_segments"]
+        [
+            "check_bronze",
+            "build_silver",
+            "resolve_identity",
+            "score_customers",
+            "publish_marts",
+            "export_segments",
+        ]
     ):
         assert dag.get_task(downstream).upstream_task_ids == {upstream}
     assert dag.get_task("pull").upstream_task_ids == {"preflight"}
@@ -75,6 +82,7 @@ def test_every_family_waits_then_maps_ingestion_between_pull_and_the_gate():
         "check_bronze",
         "build_silver",
         "resolve_identity",
+        "score_customers",
         "publish_marts",
         "export_segments",
     }

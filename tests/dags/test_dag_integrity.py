@@ -43,6 +43,7 @@ MAX_SENSOR_TIMEOUT_SECONDS = 24 * 3600
 CDP_DAILY_LAKE_WRITERS = (
     "build_silver",
     "resolve_identity",
+    "score_customers",
     "publish_marts",
     "export_segments",
     "maintain_lake",

@@ -73,6 +73,7 @@ def silver_world(tmp_path_factory: pytest.TempPathFactory, spark) -> SilverWorld
             daily.check_bronze(day, settings)
             results[day] = daily.build_silver(day, settings)
             daily.resolve_identity(day, settings)
+        daily.score_customers(days[-1], settings)
         daily.publish_marts(days[-1], settings)
     finally:
         mp.undo()

@@ -14,7 +14,10 @@ import pytest
 
 from jobs.common.errors import CdpError
 from jobs.common.lake import list_tables, overwrite, table_path
+from jobs.marts import rfm
+from jobs.marts.scores import score_customers
 from jobs.profiles.dbt_runner import build, run_dbt
+from tests.unit.marts_reference import rfm_reference
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
@@ -123,6 +126,7 @@ def _expected(as_of: date) -> dict[str, dict]:
 def test_build_publishes_customer_360_as_a_delta_table_in_the_lake(spark, lake):
     ansi = spark.conf.get("spark.sql.ansi.enabled")
     _write_silver(spark, lake)
+    score_customers(AS_OF, AS_OF, lake)  # the step before dbt: silver.customer_rfm, _ltv
 
     result = build(AS_OF, spark=spark, settings=lake)
 
@@ -141,6 +145,21 @@ def test_build_publishes_customer_360_as_a_delta_table_in_the_lake(spark, lake):
     for key, want in expected.items():
         got = {column: actual[key][column] for column in want}
         assert got == want, key
+
+    # RFM and LTV: published from the scoring step, and carried into customer_360
+    paid = [(o[2], o[0], o[3], Decimal(o[4])) for o in ORDERS if o[5] in PAID]
+    want_rfm = rfm_reference(paid, AS_OF, rfm.load_rules())
+    gold_rfm = spark.read.format("delta").load(table_path("gold", "customer_rfm", lake)).collect()
+    assert {r["one_id"]: (r["r_score"], r["f_score"], r["m_score"]) for r in gold_rfm} == {
+        k: (v["r_score"], v["f_score"], v["m_score"]) for k, v in want_rfm.items()
+    }
+    assert {r["one_id"]: r["rfm_segment"] for r in rows} == {
+        k: want_rfm[k]["rfm_segment"] if k in want_rfm else None for k in expected
+    }
+    gold_ltv = spark.read.format("delta").load(table_path("gold", "customer_ltv", lake))
+    # every customer with a paid order; too few repeat buyers here to fit: no predictions
+    assert {r["one_id"] for r in gold_ltv.collect()} == set(want_rfm)
+    assert {r["p_alive"] for r in gold_ltv.collect()} == {None}
 
     # Rebuilding (table now registered and existing) replaces it, never appends.
     build(AS_OF, spark=spark, settings=lake)

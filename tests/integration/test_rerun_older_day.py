@@ -93,6 +93,7 @@ def _run(day: date, orders: list[tuple], settings) -> dict:
     _write_bronze(settings, day, orders)
     daily.build_silver(day, settings)
     daily.resolve_identity(day, settings)
+    daily.score_customers(day, settings)
     return daily.publish_marts(day, settings)
 
 

@@ -23,6 +23,8 @@ COMMANDS = [
     "import",
     "retract",
     "airflow",
+    "rfm",
+    "ltv",
 ]
 
 
@@ -126,3 +128,71 @@ def test_query_keeps_raw_personal_data_out_unless_asked(lake):
     raw = cdp("query", "--raw", "select phone from bronze.tmall_orders")
     assert raw.returncode == 0
     assert "13912345678" in raw.stdout
+
+
+def _wide_table(lake) -> None:
+    import pyarrow as pa
+    from deltalake import write_deltalake
+
+    from jobs.common.lake import table_path
+
+    write_deltalake(
+        table_path("gold", "customer_360", lake),
+        pa.table(
+            {
+                "one_id": ["C" + "a" * 20, "C" + "b" * 20],
+                "phone_token": ["f" * 64, "e" * 64],
+                "first_order_date": ["2026-11-01", "2026-11-02"],
+                "last_order_date": ["2026-11-20", "2026-11-02"],
+                "orders_count": [3, 1],
+                "paid_orders_count": [3, 1],
+                "total_amount": [1288.5, 99.0],
+                "days_since_last_order": [9, 27],
+                "rfm_segment": ["Champions", "重要价值客户"],
+            }
+        ),
+    )
+
+
+def test_query_prints_vertically_when_the_columns_do_not_fit_80_columns(lake):
+    # customer_360's first columns: as a table at 80 columns every header read `cus…`
+    _wide_table(lake)
+    sql = "select * from gold.customer_360 order by one_id"
+    narrow = cdp("query", sql, env={"COLUMNS": "80"})
+    assert narrow.returncode == 0, narrow.stderr
+    assert "row 1" in narrow.stdout
+    assert "row 2" in narrow.stdout
+    for line in narrow.stdout.splitlines():
+        if "phone_token" in line or "first_order_date" in line:  # every name whole, no `pho…`
+            assert "…" not in line
+    assert "重要价值客户" in narrow.stdout
+    assert max(len(line) for line in narrow.stdout.splitlines()) <= 80
+    wide = cdp("query", sql, env={"COLUMNS": "250"})
+    assert "row 1" not in wide.stdout  # a table, when it fits
+    assert "phone_token" in wide.stdout
+
+
+def test_query_writes_csv_and_json_to_stdout_or_a_file(lake, tmp_path):
+    import csv
+    import json
+
+    _wide_table(lake)
+    sql = "select one_id, total_amount from gold.customer_360 order by one_id"
+    as_csv = cdp("query", sql, "--format", "csv")
+    assert list(csv.reader(as_csv.stdout.splitlines())) == [
+        ["one_id", "total_amount"],
+        ["C" + "a" * 20, "1288.5"],
+        ["C" + "b" * 20, "99.0"],
+    ]
+    as_json = json.loads(cdp("query", sql, "--format", "json").stdout)
+    assert as_json == [
+        {"one_id": "C" + "a" * 20, "total_amount": 1288.5},
+        {"one_id": "C" + "b" * 20, "total_amount": 99.0},
+    ]
+    out = tmp_path / "rows.json"
+    written = cdp("query", sql, "--out", str(out))  # the format from the extension
+    assert written.returncode == 0, written.stderr
+    assert json.loads(out.read_text(encoding="utf-8")) == as_json
+    bad = cdp("query", sql, "--out", str(tmp_path / "rows.txt"))
+    assert bad.returncode == 1
+    assert "name a .csv or .json file" in bad.stderr

@@ -12,6 +12,18 @@ customers as (
 
 ),
 
+rfm as (
+
+    select * from {{ ref('stg_cdp__rfm_scores') }}
+
+),
+
+ltv as (
+
+    select * from {{ ref('stg_cdp__ltv_scores') }}
+
+),
+
 final as (
 
     select
@@ -30,11 +42,24 @@ final as (
             end as decimal(18, 2)
         ) as avg_order_amount,
         datediff({{ as_of_date() }}, customer_orders.last_order_date) as days_since_last_order,
-        customer_orders.sources
+        customer_orders.sources,
+        rfm.r_score,
+        rfm.f_score,
+        rfm.m_score,
+        rfm.rfm_segment,
+        rfm.rfm_class,
+        ltv.p_alive,
+        ltv.expected_purchases_90d,
+        ltv.clv_12m,
+        coalesce(ltv.is_churn_risk, false) as is_churn_risk
 
     from customer_orders
     left join customers
         on customer_orders.one_id = customers.one_id
+    left join rfm
+        on customer_orders.one_id = rfm.one_id
+    left join ltv
+        on customer_orders.one_id = ltv.one_id
 
 )
 
