@@ -572,6 +572,19 @@ def segments_export(name: str, as_of: DateOpt = None):
     )
 
 
+@segments_app.command("wecom-tags")
+def segments_wecom_tags(day: DateOpt = None):
+    """The day's tag changes per WeCom relationship, in the shape of WeCom's mark_tag API
+    (guide userid, external_userid, tag names to add and remove) for the sender to post."""
+    from jobs.segments.wecom_tags import export_wecom_tags
+
+    r = export_wecom_tags(_date(day))
+    console.print(
+        f"wecom tags: {r.relationships} relationship(s), +{r.added} / -{r.removed} tag(s) "
+        f"-> {r.folder}"
+    )
+
+
 @identity_app.command("run")
 def identity_run(
     day: DateOpt = None,

@@ -109,6 +109,6 @@ def run_demo(customers: int = 1000, days: int = 3, stream_seconds: float = 90.0)
     console.print(f"exports:   {settings.exports_dir}")
     console.print(f"airflow:   {settings.airflow.home} (SQLite)")
     console.print(
-        'next, try: [bold].venv/bin/cdp query "select * from gold.customer_360 '
-        'order by total_amount desc limit 10"[/]'
+        'next, try: [bold].venv/bin/cdp query "select one_id, lifecycle_stage, rfm_segment, '
+        'total_amount, tags from gold.customer_360 order by total_amount desc limit 10"[/]'
     )

@@ -87,9 +87,12 @@ def table_lock(path: str, timeout: float = TABLE_LOCK_TIMEOUT_S) -> Iterator[Non
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def replace_day_arrow(data: object, path: str, predicate: str, *, partition: bool) -> None:
+def replace_day_arrow(
+    data: object, path: str, predicate: str, *, partition: bool, day_column: str = "_logical_date"
+) -> None:
     """Replace the rows matching `predicate` (a day, maybe one source's slice of it) with
     `data` (an Arrow table or record-batch reader) in one delta-rs commit, without Spark.
+    `partition`: the table is partitioned by `day_column`.
 
     Used for the small, frequent writes of ingestion and ops, where a Spark job's fixed cost
     dominated. Rows outside the predicate are refused. New columns are merged into the schema.
@@ -104,7 +107,7 @@ def replace_day_arrow(data: object, path: str, predicate: str, *, partition: boo
             data,
             mode="overwrite",
             predicate=predicate,
-            partition_by=["_logical_date"] if partition else None,
+            partition_by=[day_column] if partition else None,
             schema_mode="merge",
             configuration=ARROW_TABLE_CONFIG,
         )

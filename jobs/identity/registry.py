@@ -98,8 +98,9 @@ class Rule(_Strict):
     seen: str
     ids: tuple[RuleId, ...] = Field(min_length=1)
     where: str | None = None
-    # Each record's one_id is kept in silver.identity_records (orders and member lists, which
-    # the marts read by one_id; not events, which resolve through identity_map).
+    # Each record's one_id is kept in silver.identity_records (orders, member lists and browse
+    # events, which the marts read by one_id; the other rules' tables resolve through
+    # identity_map by one id column, jobs/marts/scores.py).
     keep_records: bool = False
 
     def named_columns(self) -> set[str]:

@@ -9,7 +9,7 @@ the guarded identity graph -> stable one_ids -> the identity tables in silver.
   rule and record that caused it): the id-change feed. Upserted per (date, change, old, new), so
   a rerun of a day adds nothing it already recorded.
 - `silver.identity_blocked`: the values never used as merge keys and why.
-- `silver.identity_records`: the one_id of each record of the rules that keep them (orders,
+- `silver.identity_records`: the one_id of each record of the rules that keep them (orders, events,
   member lists): what the marts join orders by.
 - `silver.identity_matches`: the member-list pairs probabilistic matching linked
   (jobs/identity/matching.py), with their match probability and how each field compared.

@@ -7,7 +7,7 @@ business rules (what counts as paid, what as_of means) rather than magic numbers
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
 import pytest
@@ -23,7 +23,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
 AS_OF = date(2024, 6, 30)
 PAID = {"paid", "shipped", "completed"}
-A, B, C = "C" + "a" * 20, "C" + "b" * 20, "C" + "c" * 20  # one_ids
+A, B, C, D = ("C" + x * 20 for x in "abcd")  # one_ids
 
 # order_id, source, one_id (One-ID's, in silver.identity_records), order_date, amount, status,
 # phone_token
@@ -38,7 +38,8 @@ ORDERS = [
     ("o8", "youzan", B, date(2024, 6, 20), "40.00", "pending", None),  # placed, not paid yet
 ]
 # one_id, phone_token, member_card (silver.customers, written by One-ID)
-CUSTOMERS = [(A, "pa", "m-a"), (B, "pb", None), (C, "pc", "m-c")]
+# D never ordered (a WeCom friend, say): customer_360 has a row for every profile
+CUSTOMERS = [(A, "pa", "m-a"), (B, "pb", None), (C, "pc", "m-c"), (D, None, "m-d")]
 
 
 def _write_silver(spark, settings, customers=CUSTOMERS) -> None:
@@ -51,6 +52,7 @@ def _write_silver(spark, settings, customers=CUSTOMERS) -> None:
             T.StructField("order_ts", T.TimestampType()),
             T.StructField("order_date", T.DateType()),
             T.StructField("amount", T.DecimalType(18, 2)),
+            T.StructField("refund_amount", T.DecimalType(18, 2)),
             T.StructField("status", T.StringType()),
             T.StructField("phone_token", T.StringType()),
             T.StructField("is_test", T.BooleanType()),
@@ -64,6 +66,7 @@ def _write_silver(spark, settings, customers=CUSTOMERS) -> None:
             datetime(day.year, day.month, day.day, 10),
             day,
             Decimal(amount),
+            Decimal(amount) if st == "refunded" else None,
             st,
             ph,
             False,
@@ -141,7 +144,14 @@ def test_build_publishes_customer_360_as_a_delta_table_in_the_lake(spark, lake):
 
     actual = {row["one_id"]: row.asDict() for row in rows}
     expected = _expected(AS_OF)
-    assert set(actual) == set(expected)
+    assert set(actual) == set(expected) | {D}
+    never = actual.pop(D)
+    assert (never["orders_count"], never["total_amount"]) == (0, Decimal("0.00"))
+    assert (never["first_order_date"], never["r_score"], never["member_card"]) == (
+        None,
+        None,
+        "m-d",
+    )
     for key, want in expected.items():
         got = {column: actual[key][column] for column in want}
         assert got == want, key
@@ -154,16 +164,29 @@ def test_build_publishes_customer_360_as_a_delta_table_in_the_lake(spark, lake):
         k: (v["r_score"], v["f_score"], v["m_score"]) for k, v in want_rfm.items()
     }
     assert {r["one_id"]: r["rfm_segment"] for r in rows} == {
-        k: want_rfm[k]["rfm_segment"] if k in want_rfm else None for k in expected
+        k: want_rfm[k]["rfm_segment"] if k in want_rfm else None for k in [*expected, D]
     }
     gold_ltv = spark.read.format("delta").load(table_path("gold", "customer_ltv", lake))
     # every customer with a paid order; too few repeat buyers here to fit: no predictions
     assert {r["one_id"] for r in gold_ltv.collect()} == set(want_rfm)
     assert {r["p_alive"] for r in gold_ltv.collect()} == {None}
 
+    # Stages and tags: every profile has a stage; a buyer's RFM segment shows in customer_360
+    tags = {
+        r["one_id"]: r
+        for r in spark.read.format("delta")
+        .load(table_path("gold", "customer_tags", lake))
+        .collect()
+    }
+    assert set(tags) == set(actual) | {D}
+    assert tags[D]["lifecycle_stage"] == "prospect"  # never ordered
+    assert {r["one_id"]: r["lifecycle_stage"] for r in rows} == {
+        k: v["lifecycle_stage"] for k, v in tags.items()
+    }
+
     # Rebuilding (table now registered and existing) replaces it, never appends.
     build(AS_OF, spark=spark, settings=lake)
-    assert spark.read.format("delta").load(path).count() == len(expected)
+    assert spark.read.format("delta").load(path).count() == len(expected) + 1
     # dbt-spark forces ANSI off on the shared session; the runner puts it back.
     assert spark.conf.get("spark.sql.ansi.enabled") == ansi
 
@@ -173,3 +196,48 @@ def test_failing_data_test_raises_cdp_error_naming_the_node(spark, lake):
 
     with pytest.raises(CdpError, match="source_unique_cdp_customers_one_id"):
         run_dbt(["build", "--select", "source:cdp.customers"], spark=spark, settings=lake)
+
+
+def _tag_days(lake, days: dict[date, list[str]]) -> None:
+    """Write the days' partitions of silver.customer_tag_days as the scoring step does:
+    day -> one_ids holding the tag `t` (customer Y holds it every day)."""
+    import pyarrow as pa
+
+    from jobs.common.lake import replace_day_arrow
+
+    for day, holders in days.items():
+        rows = [(day, one_id, "tag", "t") for one_id in [*holders, "Y"]]
+        table = pa.Table.from_pylist(
+            [dict(zip(("as_of", "one_id", "kind", "tag"), r, strict=True)) for r in rows]
+        )
+        replace_day_arrow(
+            table,
+            table_path("silver", "customer_tag_days", lake),
+            f"as_of = '{day.isoformat()}'",
+            partition=True,
+            day_column="as_of",
+        )
+
+
+def test_tag_history_spans_scored_days_and_a_backfill_mends_the_gap(spark, lake):
+    d1 = date(2024, 6, 1)
+    d = [d1 + timedelta(days=i) for i in range(5)]
+    _tag_days(lake, {d[0]: ["X"], d[1]: ["X"], d[2]: [], d[3]: ["X"], d[4]: ["X"]})
+    path = table_path("gold", "customer_tag_history", lake)
+
+    def spans() -> set[tuple]:
+        run_dbt(
+            ["build", "--select", "+customer_tag_history"], spark=spark, settings=lake, as_of=d[4]
+        )
+        return {
+            (r["one_id"], r["entered_at"], r["last_held_on"], r["exited_at"])
+            for r in spark.read.format("delta").load(path).collect()
+        }
+
+    assert spans() == {
+        ("X", d[0], d[1], d[2]),  # left on the first scored day without it
+        ("X", d[3], d[4], None),  # still held
+        ("Y", d[0], d[4], None),
+    }
+    _tag_days(lake, {d[2]: ["X"]})  # a backfill of the third day rebuilds its own partition
+    assert spans() == {("X", d[0], d[4], None), ("Y", d[0], d[4], None)}

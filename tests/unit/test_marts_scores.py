@@ -26,12 +26,13 @@ def _write_silver(spark, settings, orders: list[tuple], others: list[tuple]) -> 
     amount, status, is_test, is_fake) that must not count."""
     rows = [(c, o, d, a, "completed", False, False) for c, o, d, a in orders] + others
     silver = [
-        (o, "tmall", datetime(d.year, d.month, d.day, 12), d, Decimal(str(a)), st, t, f)
+        (o, "tmall", datetime(d.year, d.month, d.day, 12), d, Decimal(str(a)), None, st, t, f)
         for _, o, d, a, st, t, f in rows
     ]
     schema = (
         "order_id string, source string, order_ts timestamp, order_date date, "
-        "amount decimal(18,2), status string, is_test boolean, is_fake boolean"
+        "amount decimal(18,2), refund_amount decimal(18,2), status string, is_test boolean, "
+        "is_fake boolean"
     )
     overwrite(spark.createDataFrame(silver, schema), table_path("silver", "orders", settings))
     # One-ID's records: the customer of every order but one nobody could be given
@@ -96,6 +97,14 @@ def test_scores_count_only_paid_real_identified_orders_and_match_the_definition(
     score_customers(AS_OF, AS_OF, lake)
     assert len(_read(lake, "silver", "customer_rfm")) == len(expected)
     assert len(_read(lake, "ops", "ltv_fits")) == 2
+
+    # features: a row for every customer One-ID named (here: no silver.customers, so its
+    # records), the paid orders' figures as RFM counts them
+    feats = _read(lake, "silver", "customer_features").set_index("one_id")
+    assert set(feats.index) == {c for c, *_ in orders} | {"c000", "c001", "c002"}
+    for one_id, want in expected.items():
+        assert feats.loc[one_id, "orders"] >= want["frequency"]  # RFM counts the window only
+    assert result["feature_customers"] == len(feats)
 
 
 def test_without_identity_records_the_step_says_so(spark, lake):
