@@ -18,19 +18,16 @@ from datetime import date, timedelta
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field
 
-from jobs.common.errors import CdpError, validation_problems
-from jobs.common.yamlio import load_yaml
+from jobs.marts.config import Strict, load_config
 from jobs.marts.rfm import PAID_STATUSES
 
 SETTINGS = Path(__file__).parent / "features.yaml"
 BOUGHT_STATUSES = (*PAID_STATUSES, "refunded")
 
 
-class FeatureSettings(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
+class FeatureSettings(Strict):
     activity_days: int = Field(default=30, ge=1)
     session_gap_minutes: int = Field(default=30, ge=1)
     cart_hours: int = Field(default=24, ge=1)
@@ -40,10 +37,7 @@ class FeatureSettings(BaseModel):
 
 @lru_cache(maxsize=4)
 def load_settings(path: Path = SETTINGS) -> FeatureSettings:
-    try:
-        return FeatureSettings.model_validate(load_yaml(path) or {})
-    except ValidationError as exc:
-        raise CdpError(f"{path}: {validation_problems(exc)}") from exc
+    return load_config(path, FeatureSettings)
 
 
 def _f():

@@ -29,10 +29,9 @@ from pathlib import Path
 from typing import Literal
 
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field
 
-from jobs.common.errors import CdpError, validation_problems
-from jobs.common.yamlio import load_yaml
+from jobs.marts.config import Strict, load_config
 from jobs.marts.sql import Dialect, date_literal, week_start
 
 RULES = Path(__file__).parent / "ltv.yaml"
@@ -40,17 +39,13 @@ PERIOD_DAYS = {"D": 1, "W": 7}
 PREDICTIONS = ("p_alive", "expected_purchases_90d", "expected_spend", "clv_12m")
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class Churn(_Strict):
+class Churn(Strict):
     p_alive_below: float = Field(default=0.3, gt=0, lt=1)
     cycle_multiple: float = Field(default=2.0, gt=0)
     cycle_min_orders: int = Field(default=3, ge=2)
 
 
-class LtvRules(_Strict):
+class LtvRules(Strict):
     freq: Literal["D", "W"] = "D"
     history_days: int | None = Field(default=None, ge=1)
     clv_months: int = Field(default=12, ge=1)
@@ -61,10 +56,7 @@ class LtvRules(_Strict):
 
 @lru_cache(maxsize=8)
 def load_rules(path: Path = RULES) -> LtvRules:
-    try:
-        return LtvRules.model_validate(load_yaml(path) or {})
-    except ValidationError as exc:
-        raise CdpError(f"{path}: {validation_problems(exc)}") from exc
+    return load_config(path, LtvRules)
 
 
 def summary_sql(orders: str, as_of: date, dialect: Dialect, rules: LtvRules | None = None) -> str:

@@ -24,10 +24,9 @@ from itertools import product
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import Field, model_validator
 
-from jobs.common.errors import CdpError, validation_problems
-from jobs.common.yamlio import load_yaml
+from jobs.marts.config import Strict, load_config
 from jobs.marts.sql import Dialect, date_literal
 
 RULES = Path(__file__).parent / "rfm.yaml"
@@ -35,11 +34,7 @@ PAID_STATUSES = ("paid", "shipped", "completed")
 Threshold = Literal["mean", "median"] | float
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class SegmentRule(_Strict):
+class SegmentRule(Strict):
     name: str = Field(min_length=1)
     r: tuple[int, int] | None = None
     f: tuple[int, int] | None = None
@@ -55,7 +50,7 @@ class SegmentRule(_Strict):
         return all(lo <= scores[k] <= hi for k, (lo, hi) in self.ranges().items())
 
 
-class Classes(_Strict):
+class Classes(Strict):
     recency: Threshold = "mean"
     frequency: Threshold = "mean"
     monetary: Threshold = "mean"
@@ -73,7 +68,7 @@ class Classes(_Strict):
         return self
 
 
-class RfmRules(_Strict):
+class RfmRules(Strict):
     window_days: int | None = Field(default=365, ge=1)
     bins: int = Field(default=5, ge=2, le=10)
     frequency: Literal["orders", "days"] = "orders"
@@ -106,10 +101,7 @@ def fm_score(f: int, m: int) -> int:
 
 @lru_cache(maxsize=8)
 def load_rules(path: Path = RULES) -> RfmRules:
-    try:
-        return RfmRules.model_validate(load_yaml(path) or {})
-    except ValidationError as exc:
-        raise CdpError(f"{path}: {validation_problems(exc)}") from exc
+    return load_config(path, RfmRules)
 
 
 def window_start(rules: RfmRules, as_of: date) -> date | None:

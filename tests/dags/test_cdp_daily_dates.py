@@ -59,33 +59,22 @@ def test_every_family_waits_then_maps_ingestion_between_pull_and_the_gate():
     assert gate.upstream_task_ids == ingests
     # a skipped family doesn't stop the others; all of them skipped: nothing to check
     assert gate.trigger_rule == "none_failed_min_one_success"
-    for upstream, downstream in itertools.pairwise(
-        [
-            "check_bronze",
-            "build_silver",
-            "resolve_identity",
-            "score_customers",
-            "publish_marts",
-            "export_segments",
-        ]
-    ):
-        assert dag.get_task(downstream).upstream_task_ids == {upstream}
-    assert dag.get_task("pull").upstream_task_ids == {"preflight"}
-    assert dag.get_task("preflight").upstream_task_ids == set()
-    assert dag.get_task("preflight").retries == 0
-    maintain = dag.get_task("maintain_lake")
-    assert maintain.upstream_task_ids == {"export_segments"}
-    assert maintain.trigger_rule == "all_success"  # an all-done leaf would hide failed runs
-    steps = {
-        "preflight",
-        "pull",
+    chain = [
         "check_bronze",
         "build_silver",
         "resolve_identity",
         "score_customers",
         "publish_marts",
         "export_segments",
-    }
-    steps.add("maintain_lake")
+        "maintain_lake",
+    ]
+    for upstream, downstream in itertools.pairwise(chain):
+        assert dag.get_task(downstream).upstream_task_ids == {upstream}
+    assert dag.get_task("pull").upstream_task_ids == {"preflight"}
+    assert dag.get_task("preflight").upstream_task_ids == set()
+    assert dag.get_task("preflight").retries == 0
+    # an all-done leaf would hide failed runs
+    assert dag.get_task("maintain_lake").trigger_rule == "all_success"
+    steps = {"preflight", "pull", *chain}
     sensors = {f"ingest_{f}.wait_for_exports" for f in families}
     assert set(dag.task_ids) == steps | ingests | sensors
