@@ -434,6 +434,25 @@ OutOpt = Annotated[Path, typer.Option("--out", help="Output file: .csv or .parqu
 
 
 @app.command()
+def report(
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="Folder for the PNGs and index.html (default var/reports)"),
+    ] = None,
+):
+    """Charts of the customer 360 (RFM heat map, lifecycle funnel, stage and segment sizes over
+    time, repurchase cohorts, LTV distribution, channel mix) and one HTML page."""
+    from jobs.marts.report import write_report
+
+    r = write_report(out)
+    for file, title, caption in r.charts:
+        console.print(f"{title}: {caption} ({file})")
+    for title, why in r.skipped:
+        console.print(f"[yellow]{title}: not drawn: {why}[/yellow]")
+    console.print(f"-> {r.folder / 'index.html'}")
+
+
+@app.command()
 def rfm(orders: OrdersOpt, mapping: OrderMappingOpt, as_of: AsOfOpt, out: OutOpt):
     """RFM of any order file: recency_days, frequency, monetary, r/f/m scores (ties score
     alike), the 11 named segments and the 8-class RFM (rules: jobs/marts/rfm.yaml)."""

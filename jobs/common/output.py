@@ -36,7 +36,7 @@ def fits(columns: list[str], rows: list[tuple], width: int) -> bool:
     for i, name in enumerate(columns):
         widest = max([cell_len(_text(r[i])) for r in rows] + [0])
         needed += max(cell_len(name), min(widest, READABLE_WIDTH)) + 3  # padding and border
-    return needed <= width
+    return needed + len(columns) <= width  # room for rich to wrap values without cutting
 
 
 def print_rows(columns: list[str], rows: list[tuple], title: str | None = None) -> None:
@@ -44,8 +44,8 @@ def print_rows(columns: list[str], rows: list[tuple], title: str | None = None) 
         _print_vertical(columns, rows, title)
         return
     table = Table(title=title)
-    for c in columns:
-        table.add_column(c)
+    for c in columns:  # a header is never cut; a long value wraps whole
+        table.add_column(c, min_width=cell_len(c), overflow="fold")
     for r in rows:
         table.add_row(*(_text(v) for v in r))
     console.print(table)

@@ -51,6 +51,7 @@ class LtvRules(Strict):
     clv_months: int = Field(default=12, ge=1)
     monthly_discount_rate: float = Field(default=0.01, ge=0, lt=1)
     min_repeat_customers: int = Field(default=20, ge=1)
+    min_history_days: int = Field(default=90, ge=1)
     churn: Churn = Churn()
 
 
@@ -146,10 +147,16 @@ def predict(summary: pd.DataFrame, as_of: date, rules: LtvRules | None = None) -
     fit = Fit(customers=len(out), repeat_customers=len(repeaters))
     for column in PREDICTIONS:
         out[column] = float("nan")
+    history = int(out["T"].max() * PERIOD_DAYS[rules.freq]) if len(out) else 0
     if len(repeaters) < rules.min_repeat_customers:
         fit.skipped = (
             f"{len(repeaters)} repeat customers, fewer than min_repeat_customers "
             f"({rules.min_repeat_customers}): the models were not fitted"
+        )
+    elif history < rules.min_history_days:
+        fit.skipped = (
+            f"the history spans {history} days, fewer than min_history_days "
+            f"({rules.min_history_days}): the models were not fitted"
         )
     else:
         _fit_models(out, repeaters, rules, fit)

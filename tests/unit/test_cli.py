@@ -25,6 +25,7 @@ COMMANDS = [
     "airflow",
     "rfm",
     "ltv",
+    "report",
 ]
 
 
@@ -165,6 +166,15 @@ def test_query_prints_vertically_when_the_columns_do_not_fit_80_columns(lake):
     for line in narrow.stdout.splitlines():
         if "phone_token" in line or "first_order_date" in line:  # every name whole, no `pho…`
             assert "…" not in line
+    # a table that fits shows every header whole too (rich would cut `lifecycle_stage`)
+    few = cdp(
+        "query",
+        "select one_id, first_order_date, total_amount, rfm_segment from gold.customer_360",
+        env={"COLUMNS": "80"},
+    )
+    assert "row 1" not in few.stdout
+    assert "first_order_date" in few.stdout
+    assert "…" not in few.stdout
     assert "重要价值客户" in narrow.stdout
     assert max(len(line) for line in narrow.stdout.splitlines()) <= 80
     wide = cdp("query", sql, env={"COLUMNS": "250"})

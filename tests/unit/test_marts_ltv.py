@@ -171,3 +171,14 @@ def test_too_few_repeat_customers_fit_nothing_and_still_warn_by_cycle():
         in by_id.loc["a", "churn_reason"]
     )
     assert not by_id.loc["b", "churn_risk"]
+
+
+def test_a_short_history_fits_nothing_however_many_repeat(world):
+    recent = world[world["order_date"] >= AS_OF - timedelta(days=29)]
+    repeaters = recent.groupby("customer_id")["order_date"].nunique().gt(1).sum()
+    assert repeaters > 100  # plenty of repeat customers, a month of history
+    scores, fit = ltv_frame(recent, AS_OF)
+    assert fit.skipped == (
+        "the history spans 29 days, fewer than min_history_days (90): the models were not fitted"
+    )
+    assert scores["p_alive"].isna().all()
