@@ -302,7 +302,8 @@ def marts_as_of(logical_date: date, settings: Settings | None = None) -> date:
 
 
 def score_customers(logical_date: date, settings: Settings | None = None) -> dict:
-    """RFM and LTV per one_id (silver.customer_rfm, silver.customer_ltv): jobs/marts/scores.py."""
+    """Features, RFM and LTV per one_id (silver.customer_features, customer_rfm, customer_ltv)
+    and the day's lifecycle stages and tags (silver.customer_tag_days): jobs/marts/scores.py."""
     from jobs.marts.scores import score_customers as run
 
     settings = settings or get_settings()
@@ -311,7 +312,8 @@ def score_customers(logical_date: date, settings: Settings | None = None) -> dic
 
 def publish_marts(logical_date: date, settings: Settings | None = None) -> dict:
     """dbt build: staging -> intermediate -> gold marts (customer_360, customer_rfm,
-    customer_ltv; contracts and tests), as of `marts_as_of`."""
+    customer_ltv, customer_tags, customer_tag_history; contracts and tests), as of
+    `marts_as_of`."""
     from jobs.profiles.dbt_runner import build
 
     settings = settings or get_settings()

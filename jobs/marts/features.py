@@ -1,11 +1,12 @@
 """Per-customer features: pure Spark transforms over silver, one row per one_id.
 
 Each `*_features` function takes DataFrames that already carry a `one_id` and returns one row per
-one_id. They read no table: `read_inputs` (jobs/marts/scores.py calls it) does the I/O and gives
-each record its customer. Orders, events, WeCom contact events and messages, Official Account
-events and the CRM's coupons, points and tier changes get it from `silver.identity_records`
-(One-ID keeps every such record's one_id, so an anonymous browse session belongs to the customer
-it was stitched to). The settings are in features.yaml.
+one_id. They read no table: `read_inputs` (jobs/marts/scores.py) does the I/O and gives each
+record its customer. Orders and browse events get it from `silver.identity_records` (One-ID
+keeps each such record's one_id, so an anonymous browse session belongs to the customer it was
+stitched to); WeCom relationships and messages, Official Account followers and the CRM's
+coupons, points and tiers from `silver.identity_map`, by their customer id (`attach_one_id`).
+The settings are in features.yaml.
 
 Test and fake (刷单) orders never count in value figures: silver flags them, and every order
 feature starts from `paid_orders` / `bought_orders`, which leave them out.

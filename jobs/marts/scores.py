@@ -8,9 +8,12 @@ files (jobs/marts/rfm.py, ltv.py), computes the features (jobs/marts/features.py
 - ``silver.customer_rfm``: one row per one_id with a paid order in the RFM window;
 - ``silver.customer_ltv``: one row per one_id with a paid order, its buy-till-you-die summary,
   the models' predictions and the churn warning;
+- ``silver.customer_tag_days``: the partition of the run's business date, each customer's
+  lifecycle stage and tags (jobs/marts/tags.py), scored as of that date;
 - ``ops.ltv_fits``: one row per run, appended: the fitted parameters, or why nothing was fitted.
 
-dbt publishes them as gold.customer_rfm, gold.customer_ltv and in gold.customer_360.
+dbt publishes them as gold.customer_rfm, gold.customer_ltv, gold.customer_tags,
+gold.customer_tag_history and in gold.customer_360.
 
 Which orders count: paid, shipped or completed, neither test nor fake (silver flags them and
 keeps them), with a one_id (an order One-ID could give no one scores no one). The amount is the
