@@ -169,6 +169,8 @@ def segments_over_time(exports_dir: Path, path: Path) -> str:
 
 
 def repurchase_cohorts(con, path: Path, horizon_days: int = 180) -> str:
+    """Per month of first purchase, the share of its customers who bought again within d days
+    (`cohort_curves`: customers not watched that long yet are censored, not counted as lost)."""
     rows = con.execute(
         f"""
         with paid as ({PAID_ORDERS}),
@@ -178,31 +180,52 @@ def repurchase_cohorts(con, path: Path, horizon_days: int = 180) -> str:
             from firsts f left join paid p on p.one_id = f.one_id and p.order_date > f.first_day
             group by f.one_id, f.first_day
         )
-        select strftime(first_day, '%Y-%m') as cohort, count(*) as customers,
-               list(date_diff('day', first_day, second_day)) filter (where second_day is not null)
-        from again group by 1 order by 1
+        select strftime(first_day, '%Y-%m') as cohort,
+               date_diff('day', first_day, (select max(order_date) from paid)) as watched,
+               date_diff('day', first_day, second_day) as gap
+        from again order by 1
         """
     ).fetchall()
     if not rows:
         raise LookupError("no paid orders with a one_id")
+    curves = cohort_curves(rows, horizon_days)
     plt = _plt()
     fig, ax = plt.subplots(figsize=(8, 4))
-    days = list(range(0, horizon_days + 1, 5))
-    for cohort, customers, gaps in rows[-12:]:  # the last twelve cohorts
-        gaps = gaps or []
-        ax.plot(
-            days,
-            [sum(1 for g in gaps if g <= d) / customers for d in days],
-            label=f"{cohort} ({customers})",
-        )
+    for cohort, (customers, days, shares) in list(curves.items())[-12:]:  # the last twelve
+        ax.plot(days, shares, label=f"{cohort} ({customers})")
     ax.set_xlabel("days after the first purchase")
     ax.set_ylabel("share who bought again")
     ax.set_title("Repurchase curves by month of first purchase")
     ax.legend(fontsize=7, ncol=2)
     _save(fig, path)
-    total = sum(r[1] for r in rows)
-    repeat = sum(len(r[2] or []) for r in rows)
-    return f"{total} buyers in {len(rows)} cohort(s); {repeat} bought again."
+    repeat = sum(1 for _, _, gap in rows if gap is not None)
+    return f"{len(rows)} buyers in {len(curves)} cohort(s); {repeat} bought again."
+
+
+def cohort_curves(rows: list[tuple], horizon_days: int) -> dict[str, tuple[int, list, list]]:
+    """rows (cohort, days watched, days to the second purchase or None) -> cohort: (customers,
+    days, share who bought again within each day).
+
+    The share is a Kaplan-Meier estimate: customers not watched for d days yet are censored,
+    not counted as never coming back, so a young cohort's curve is not pulled down by the
+    days it has not lived, and every curve only rises. It ends when no customer of the cohort
+    is still at risk (watched that long and not back yet)."""
+    cohorts: dict[str, list[tuple[int, int | None]]] = {}
+    for cohort, watched, gap in rows:
+        cohorts.setdefault(cohort, []).append((watched, gap))
+    curves = {}
+    for cohort, members in cohorts.items():
+        days, shares, staying = [0], [0.0], 1.0
+        for d in range(1, horizon_days + 1):
+            at_risk = [g for seen, g in members if seen >= d and (g is None or g >= d)]
+            if not at_risk:
+                break
+            back = sum(1 for g in at_risk if g == d)
+            staying *= 1 - back / len(at_risk)
+            days.append(d)
+            shares.append(1 - staying)
+        curves[cohort] = (len(members), days, shares)
+    return curves
 
 
 def ltv_distribution(con, path: Path) -> str:

@@ -116,3 +116,22 @@ def test_a_missing_table_is_named_not_drawn(lake, tmp_path):
     assert "Segment sizes over time: not drawn: no segment exports" in result.output
     assert (tmp_path / "out" / "rfm_heatmap.png").is_file()
     assert not (tmp_path / "out" / "ltv_distribution.png").exists()
+
+
+def test_a_cohort_curve_stops_where_its_customers_stop_being_watched():
+    from jobs.marts.report import cohort_curves
+
+    rows = [
+        ("2026-09", 60, 20),  # bought again 20 days in, watched 60 days
+        ("2026-09", 30, None),  # watched 30 days, not again
+        ("2026-11", 10, None),  # a young cohort: 10 days of data
+    ]
+    curves = cohort_curves(rows, horizon_days=180)
+    customers, days, shares = curves["2026-09"]
+    assert shares[19] == 0.0
+    assert shares[20] == 0.5  # 1 of the 2 at risk on day 20 came back
+    # after day 30 no one is at risk (one came back, the other's data ends): the curve ends
+    assert (customers, days[-1], shares[-1]) == (2, 30, 0.5)
+    assert shares == sorted(shares)  # a share of customers back only rises
+    young = curves["2026-11"]
+    assert young[1][-1] == 10  # no line past the data, rather than a flat zero
