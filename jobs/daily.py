@@ -340,12 +340,11 @@ def latest_silver_date(settings: Settings | None = None) -> date | None:
 def export_segments(logical_date: date, settings: Settings | None = None) -> dict:
     """Every segment's members, diff and manifest; and the day's WeCom tag changes in the shape
     of WeCom's mark_tag API (when the brand has WeCom: jobs/segments/wecom_tags.py)."""
-    from jobs.common import duck
     from jobs.segments.export import export_segment, load_segments
-    from jobs.segments.wecom_tags import RELATIONSHIPS, export_wecom_tags
+    from jobs.segments.wecom_tags import export_wecom_tags
 
     done = {name: export_segment(name, logical_date, settings).members for name in load_segments()}
-    if RELATIONSHIPS in duck.table_names(duck.connect(settings)):
+    if lake.is_delta(lake.table_path("silver", "wecom_relationships", settings)):
         done["wecom_tags"] = export_wecom_tags(logical_date, settings).relationships
     return done
 

@@ -28,17 +28,9 @@ import duckdb
 
 from jobs.common import duck
 from jobs.common.settings import Settings, get_settings
-from jobs.marts.rfm import PAID_STATUSES
+from jobs.marts.rfm import paid_orders_sql
 
 STAGE_ORDER = ("prospect", "new", "active", "win_back", "at_risk", "dormant", "lost")
-PAID_ORDERS = f"""
-    select r.one_id, o.source, cast(o.order_date as date) as order_date, o.amount
-    from silver.orders o
-    join silver.identity_records r
-      on r.rule = 'order_buyer' and r.record_key = o.source || '|' || o.order_id
-    where lower(o.status) in ({", ".join(f"'{s}'" for s in PAID_STATUSES)})
-      and not coalesce(o.is_test, false) and not coalesce(o.is_fake, false)
-"""
 
 
 @dataclass
@@ -173,12 +165,15 @@ def repurchase_cohorts(con, path: Path, horizon_days: int = 180) -> str:
     (`cohort_curves`: customers not watched that long yet are censored, not counted as lost)."""
     rows = con.execute(
         f"""
-        with paid as ({PAID_ORDERS}),
-        firsts as (select one_id, min(order_date) as first_day from paid group by one_id),
+        with paid as ({paid_orders_sql()}),
+        firsts as (
+            select customer_id, min(order_date) as first_day from paid group by customer_id
+        ),
         again as (
-            select f.one_id, f.first_day, min(p.order_date) as second_day
-            from firsts f left join paid p on p.one_id = f.one_id and p.order_date > f.first_day
-            group by f.one_id, f.first_day
+            select f.customer_id, f.first_day, min(p.order_date) as second_day
+            from firsts f
+            left join paid p on p.customer_id = f.customer_id and p.order_date > f.first_day
+            group by f.customer_id, f.first_day
         )
         select strftime(first_day, '%Y-%m') as cohort,
                date_diff('day', first_day, (select max(order_date) from paid)) as watched,
@@ -254,7 +249,8 @@ def ltv_distribution(con, path: Path) -> str:
 
 def channel_mix(con, path: Path) -> str:
     rows = con.execute(
-        f"select source, count(*), sum(amount) from ({PAID_ORDERS}) group by 1 order by 3 desc"
+        f"select source, count(*), sum(amount) from ({paid_orders_sql()}) "
+        "group by 1 order by 3 desc"
     ).fetchall()
     if not rows:
         raise LookupError("no paid orders with a one_id")

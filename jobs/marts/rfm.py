@@ -94,6 +94,22 @@ class RfmRules(Strict):
         return self
 
 
+def paid_orders_sql() -> str:
+    """customer_id (one_id), source, order_id, order_date, amount of every silver order that
+    counts: paid, shipped or completed, neither test nor fake, with a one_id. Spark (the daily
+    scores) and DuckDB (`cdp report`) read it alike."""
+    paid = ", ".join(f"'{s}'" for s in PAID_STATUSES)
+    return f"""
+        select r.one_id as customer_id, o.source, concat_ws('|', o.source, o.order_id) as order_id,
+               cast(o.order_date as date) as order_date, cast(o.amount as decimal(18, 2)) as amount
+        from silver.orders o
+        join silver.identity_records r
+          on r.rule = 'order_buyer' and r.record_key = concat_ws('|', o.source, o.order_id)
+        where lower(o.status) in ({paid})
+          and not coalesce(o.is_test, false) and not coalesce(o.is_fake, false)
+    """
+
+
 def fm_score(f: int, m: int) -> int:
     """The mean of the frequency and monetary scores, rounded up."""
     return (f + m + 1) // 2

@@ -54,20 +54,6 @@ def _ltv_schema():
     )
 
 
-def paid_orders_sql() -> str:
-    """customer_id (one_id), order_id, order_date, amount of every order that counts."""
-    paid = ", ".join(f"'{s}'" for s in rfm.PAID_STATUSES)
-    return f"""
-        select r.one_id as customer_id, concat_ws('|', o.source, o.order_id) as order_id,
-               cast(o.order_date as date) as order_date, cast(o.amount as decimal(18, 2)) as amount
-        from silver.orders o
-        join silver.identity_records r
-          on r.rule = 'order_buyer' and r.record_key = concat_ws('|', o.source, o.order_id)
-        where lower(o.status) in ({paid})
-          and not coalesce(o.is_test, false) and not coalesce(o.is_fake, false)
-    """
-
-
 def read_inputs(spark: SparkSession) -> features.Inputs:
     """Silver's tables, each record with its customer's one_id: from One-ID's records (orders,
     browse events) or, for tables no rule keeps, from identity_map by their customer id."""
@@ -92,21 +78,15 @@ def read_inputs(spark: SparkSession) -> features.Inputs:
             return None
         return features.attach_one_id(df, id_map, lookups)
 
-    orders = table("orders")
-    events = table("events")
     card_or_phone = [("member_card", "member_card"), ("phone", "phone_token")]
     customers = table("customers")
     if customers is None:  # One-ID writes it with its records; a lake from before it did not
         customers = records.select("one_id").where("one_id is not null")
     return features.Inputs(
         customers=customers,
-        orders=by_record(orders, "order_buyer", F.concat_ws("|", "source", "order_id"))
-        if orders is not None
-        else None,
+        orders=by_record(table("orders"), "order_buyer", F.concat_ws("|", "source", "order_id")),
         items=table("order_items"),
-        events=by_record(events, "event", F.col("event_id").cast("string"))
-        if events is not None
-        else None,
+        events=by_record(table("events"), "event", F.col("event_id").cast("string")),
         relationships=by_id(
             table("wecom_relationships"),
             [("wecom_external_userid", "external_userid"), ("wechat_unionid", "unionid")],
@@ -196,7 +176,7 @@ def score_customers(logical_date: date, as_of: date, settings: Settings | None =
         return {"skipped": "silver.identity_records does not exist yet: run One-ID first"}
     orders = lake.table_rows([lake.table_path("silver", "orders", settings)])
     with small_data(spark, orders <= settings.silver.arrow_max_rows):
-        spark.sql(paid_orders_sql()).createOrReplaceTempView(ORDERS_VIEW)
+        spark.sql(rfm.paid_orders_sql()).createOrReplaceTempView(ORDERS_VIEW)
         now = compute(spark, as_of)
         for name, table in (
             ("customer_rfm", now.rfm),

@@ -15,6 +15,8 @@ import csv
 import hashlib
 import json
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from functools import lru_cache
@@ -92,6 +94,24 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+@contextmanager
+def whole_folder(final: Path) -> Iterator[Path]:
+    """A folder that appears as `final` whole or not at all: the caller writes into a hidden
+    staging folder beside it, renamed into place when the block ends without an error."""
+    staging = final.parent / f".{final.name}.tmp"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    yield staging
+    shutil.rmtree(final, ignore_errors=True)
+    staging.rename(final)
+
+
+def write_manifest(folder: Path, manifest: dict, files: tuple[str, ...]) -> None:
+    """`manifest` plus the sha256 of each of `files` in `folder`, as folder/manifest.json."""
+    manifest["files"] = {f: {"sha256": _sha256(folder / f)} for f in files}
+    (folder / "manifest.json").write_text(json.dumps(manifest, indent=2), encoding="utf-8")
+
+
 def _write_keys(path: Path, keys: list[str]) -> None:
     with path.open("w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh)
@@ -159,15 +179,8 @@ def export_segment(
     added = sorted(set(members) - before)
     removed = sorted(before - set(members))
 
-    staging = segment_dir / f".{as_of.isoformat()}.tmp"
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
-    _write_keys(staging / "members.csv", members)
-    _write_keys(staging / "added.csv", added)
-    _write_keys(staging / "removed.csv", removed)
     since = date.fromisoformat(previous.name) if previous else None
     changes = _id_changes(con, tables, since, as_of)
-    _write_changes(staging / "id_changes.csv", changes)
     manifest = {
         "segment": name,
         "description": segment.description,
@@ -183,12 +196,12 @@ def export_segment(
             "optouts_removed": len(matched & optouts),
             "id_changes": len(changes),
         },
-        "files": {
-            f: {"sha256": _sha256(staging / f)}
-            for f in ("members.csv", "added.csv", "removed.csv", "id_changes.csv")
-        },
     }
-    (staging / "manifest.json").write_text(json.dumps(manifest, indent=2), encoding="utf-8")
-    shutil.rmtree(final, ignore_errors=True)
-    staging.rename(final)
+    with whole_folder(final) as staging:
+        _write_keys(staging / "members.csv", members)
+        _write_keys(staging / "added.csv", added)
+        _write_keys(staging / "removed.csv", removed)
+        _write_changes(staging / "id_changes.csv", changes)
+        files = ("members.csv", "added.csv", "removed.csv", "id_changes.csv")
+        write_manifest(staging, manifest, files)
     return ExportResult(name, final, len(members), len(added), len(removed), len(matched & optouts))

@@ -16,9 +16,7 @@ temporary folder and renamed, so it appears whole or not at all.
 
 from __future__ import annotations
 
-import hashlib
 import json
-import shutil
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -26,7 +24,7 @@ from pathlib import Path
 from jobs.common import duck
 from jobs.common.errors import CdpError
 from jobs.common.settings import Settings, get_settings
-from jobs.segments.export import OPTOUT_SQL, OPTOUT_TABLE
+from jobs.segments.export import OPTOUT_SQL, OPTOUT_TABLE, whole_folder, write_manifest
 
 TAG_DAYS = "silver.customer_tag_days"
 RELATIONSHIPS = "silver.wecom_relationships"
@@ -89,9 +87,6 @@ def export_wecom_tags(day: date, settings: Settings | None = None) -> WecomTagEx
         raise CdpError(f"wecom tags: {', '.join(missing)} does not exist yet: run the daily batch")
     rows = con.execute(_changes_sql(day)).fetchall()
     final = Path(settings.exports_dir) / "wecom_tags" / day.isoformat()
-    staging = final.parent / f".{day.isoformat()}.tmp"
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
     lines = [
         json.dumps(
             {
@@ -105,8 +100,6 @@ def export_wecom_tags(day: date, settings: Settings | None = None) -> WecomTagEx
         )
         for guide, external, added, removed in rows
     ]
-    body = "".join(line + "\n" for line in lines).encode("utf-8")
-    (staging / "mark_tag.jsonl").write_bytes(body)
     added = sum(len(r[2] or []) for r in rows)
     removed = sum(len(r[3] or []) for r in rows)
     manifest = {
@@ -115,9 +108,9 @@ def export_wecom_tags(day: date, settings: Settings | None = None) -> WecomTagEx
         "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "api": "POST /cgi-bin/externalcontact/mark_tag (names -> ids via get_corp_tag_list)",
         "counts": {"relationships": len(rows), "add_tag": added, "remove_tag": removed},
-        "files": {"mark_tag.jsonl": {"sha256": hashlib.sha256(body).hexdigest()}},
     }
-    (staging / "manifest.json").write_text(json.dumps(manifest, indent=2), encoding="utf-8")
-    shutil.rmtree(final, ignore_errors=True)
-    staging.rename(final)
+    with whole_folder(final) as staging:
+        body = "".join(line + "\n" for line in lines)
+        (staging / "mark_tag.jsonl").write_text(body, encoding="utf-8")
+        write_manifest(staging, manifest, ("mark_tag.jsonl",))
     return WecomTagExport(final, len(rows), added, removed)
