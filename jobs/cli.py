@@ -570,24 +570,51 @@ def tables():
 
 @segments_app.command("list")
 def segments_list():
-    """Defined segments and their predicates."""
-    from jobs.segments.export import load_segments
+    """Defined segments (jobs/segments/definitions.yaml): version, consent purpose, the SQL they
+    compile to over gold.customer_360."""
+    from jobs.segments.definitions import load_segments
 
     print_rows(
-        ["segment", "where", "description"],
-        [(s.name, s.where, s.description) for s in load_segments().values()],
+        ["segment", "version", "purpose", "where", "description"],
+        [(s.name, s.version, s.purpose, s.where, s.description) for s in load_segments().values()],
     )
 
 
 @segments_app.command("export")
-def segments_export(name: str, as_of: DateOpt = None):
-    """Write a segment's members, diff and manifest for marketing tools."""
+def segments_export(
+    name: str,
+    as_of: DateOpt = None,
+    fmt: Annotated[
+        str, typer.Option("--format", help="csv or parquet.", show_default=True)
+    ] = "csv",
+    to: Annotated[
+        str | None,
+        typer.Option(
+            "--to",
+            help="A folder or a URI (file://, s3://, gs://, hdfs://); default: the exports "
+            "folder. The export goes to TO/NAME/AS_OF/.",
+        ),
+    ] = None,
+    incremental: Annotated[
+        bool,
+        typer.Option("--incremental", help="Only who was added and removed since the last export."),
+    ] = False,
+):
+    """Write a segment's members (hashed phone, unionid, openid, external_userid), who entered
+    and left since its last export, One-ID's id changes and a manifest, for marketing tools.
+    Only customers whose consent covers the segment's purpose are exported."""
     from jobs.segments.export import export_segment
 
-    r = export_segment(name, _date(as_of) if as_of else date.today())
+    r = export_segment(
+        name,
+        _date(as_of) if as_of else date.today(),
+        fmt=fmt,
+        to=to,
+        incremental=incremental,
+    )
     console.print(
-        f"{r.segment}: {r.members} members (+{r.added} / -{r.removed}, "
-        f"{r.optouts_removed} opted out) -> {r.folder}"
+        f"{r.segment}: {r.members} members (+{r.added} / -{r.removed}; {r.no_consent} without "
+        f"consent left out), {r.rows} identifier rows -> {r.folder}"
     )
 
 

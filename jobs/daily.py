@@ -340,7 +340,8 @@ def latest_silver_date(settings: Settings | None = None) -> date | None:
 def export_segments(logical_date: date, settings: Settings | None = None) -> dict:
     """Every segment's members, diff and manifest; and the day's WeCom tag changes in the shape
     of WeCom's mark_tag API (when the brand has WeCom: jobs/segments/wecom_tags.py)."""
-    from jobs.segments.export import export_segment, load_segments
+    from jobs.segments.definitions import load_segments
+    from jobs.segments.export import export_segment
     from jobs.segments.wecom_tags import export_wecom_tags
 
     done = {name: export_segment(name, logical_date, settings).members for name in load_segments()}

@@ -45,6 +45,12 @@ class Engine(Protocol):
     def epoch(self, expr: str) -> str: ...
     def matches(self, expr: str, pattern: str) -> str: ...
     def sorted_join(self, expr: str, sep: str) -> str: ...
+    def close(self) -> None:
+        """Let go of every table of the run (a long-lived process runs many)."""
+        ...
+
+    def __enter__(self) -> Engine: ...
+    def __exit__(self, *exc: object) -> None: ...
 
 
 def quote_list(values: Iterable[str]) -> str:
@@ -77,6 +83,15 @@ class DuckEngine:
         self.con.execute("set TimeZone='UTC'")
         if temp_dir:
             self.con.execute(f"set temp_directory={quote(temp_dir)}")
+
+    def __enter__(self) -> DuckEngine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.con.close()
 
     def register(self, name: str, data: object) -> None:
         self.con.register(f"_src_{name}", data)
@@ -218,6 +233,18 @@ class SparkEngine:
         self.spark = spark
         self.max_in_memory_edges = max_in_memory_edges
         self.frames: dict[str, DataFrame] = {}
+
+    def __enter__(self) -> SparkEngine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        # The session outlives the run: its temp views would hold every checkpointed step.
+        for name in self.frames:
+            self.spark.catalog.dropTempView(name)
+        self.frames.clear()
 
     def register(self, name: str, data: object) -> None:
         import pyarrow as pa

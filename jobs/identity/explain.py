@@ -183,23 +183,23 @@ def diff(rules: Path, settings: Settings | None = None, examples: int = 10) -> D
     previous = lake.read_arrow(idmap_path)
     paths = rule_tables(registry, settings)
     matched = match(registry, settings, paths)
-    engine = open_engine(settings, registry, paths)
-    resolve(
-        engine,
-        registry,
-        set(paths),
-        settings.hmac_key(),
-        date.today(),
-        previous=previous,
-        operator=Controls.load(settings),
-        matched=matched,
-    )
-    before = len({r for r in previous.column("one_id").to_pylist()})
-    after = engine.rows("select count(distinct one_id) from identity_map")[0][0]
-    changes = dict(engine.rows("select change, count(*) from identity_updates group by change"))
-    sample = engine.rows(
-        "select change, old_one_id, new_one_id, rule, reason from identity_updates "
-        f"order by change, old_one_id limit {int(examples)}"
-    )
-    keys = ("change", "old_one_id", "new_one_id", "rule", "reason")
-    return Diff(before, after, changes, [dict(zip(keys, r, strict=True)) for r in sample])
+    with open_engine(settings, registry, paths) as engine:
+        resolve(
+            engine,
+            registry,
+            set(paths),
+            settings.hmac_key(),
+            date.today(),
+            previous=previous,
+            operator=Controls.load(settings),
+            matched=matched,
+        )
+        before = len({r for r in previous.column("one_id").to_pylist()})
+        after = engine.rows("select count(distinct one_id) from identity_map")[0][0]
+        changes = dict(engine.rows("select change, count(*) from identity_updates group by change"))
+        sample = engine.rows(
+            "select change, old_one_id, new_one_id, rule, reason from identity_updates "
+            f"order by change, old_one_id limit {int(examples)}"
+        )
+        keys = ("change", "old_one_id", "new_one_id", "rule", "reason")
+        return Diff(before, after, changes, [dict(zip(keys, r, strict=True)) for r in sample])

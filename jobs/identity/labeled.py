@@ -72,17 +72,17 @@ def evaluate_lake(
     if not lake.is_delta(idmap_path):
         raise CdpError("no silver.identity_map yet: run `cdp identity run` first")
     paths = rule_tables(registry, settings)
-    engine = open_engine(settings, registry, paths)
-    graph.extract(engine, registry, set(paths))
-    if isinstance(engine, SparkEngine):
-        engine.register("idmap", engine.spark.read.format("delta").load(idmap_path))
-        record_one_ids(engine, "resolved", "idmap")
-        resolved = engine.frame("resolved").toArrow()
-    else:
-        engine.register("idmap", lake.read_arrow(idmap_path))
-        record_one_ids(engine, "resolved", "idmap")
-        resolved = engine.arrow("resolved")
-    return evaluate(labeled_one_ids(resolved, truth_dir, mapping), truth_dir, datasets=datasets)
+    with open_engine(settings, registry, paths) as engine:
+        graph.extract(engine, registry, set(paths))
+        if isinstance(engine, SparkEngine):
+            engine.register("idmap", engine.spark.read.format("delta").load(idmap_path))
+            record_one_ids(engine, "resolved", "idmap")
+            resolved = engine.frame("resolved").toArrow()
+        else:
+            engine.register("idmap", lake.read_arrow(idmap_path))
+            record_one_ids(engine, "resolved", "idmap")
+            resolved = engine.arrow("resolved")
+        return evaluate(labeled_one_ids(resolved, truth_dir, mapping), truth_dir, datasets=datasets)
 
 
 def labeled_one_ids(resolved, truth_dir: Path, mapping: TruthMapping):

@@ -132,11 +132,8 @@ def _engine(settings: Settings):
 
     temp = Path(settings.var_dir) / "tmp" / "matching"
     temp.mkdir(parents=True, exist_ok=True)
-    engine = DuckEngine(temp_dir=str(temp))
-    try:
+    with DuckEngine(temp_dir=str(temp)) as engine:
         yield engine
-    finally:
-        engine.con.close()
 
 
 def _load(engine: DuckEngine, matching: Matching, rules, paths, settings: Settings) -> bool:

@@ -254,26 +254,26 @@ def _run_full(
     matching_started = time.monotonic()
     matched = matching.match(registry, settings, paths, **({} if retrain else _models(settings)))
     matching_seconds = time.monotonic() - matching_started
-    engine = open_engine(settings, registry, paths)
-    previous = _previous(engine, lake.table_path("silver", "identity_map", settings))
-    if not resolve(
-        engine,
-        registry,
-        set(paths),
-        settings.hmac_key(),
-        logical_date,
-        previous=previous,
-        operator=operator,
-        matched=matched,
-    ):
-        return None
-    _state_out(engine, layer=0)
-    _write(engine, settings, logical_date, with_matches=True)
-    _write_models(matched, settings, logical_date)
-    return {
-        **_counts(engine),
-        "matching_seconds": round(matching_seconds, 1),
-    }
+    with open_engine(settings, registry, paths) as engine:
+        previous = _previous(engine, lake.table_path("silver", "identity_map", settings))
+        if not resolve(
+            engine,
+            registry,
+            set(paths),
+            settings.hmac_key(),
+            logical_date,
+            previous=previous,
+            operator=operator,
+            matched=matched,
+        ):
+            return None
+        _state_out(engine, layer=0)
+        _write(engine, settings, logical_date, with_matches=True)
+        _write_models(matched, settings, logical_date)
+        return {
+            **_counts(engine),
+            "matching_seconds": round(matching_seconds, 1),
+        }
 
 
 def _run_delta(
@@ -287,7 +287,19 @@ def _run_delta(
     paths = rule_tables(registry, settings)
     first = incremental.since(last, logical_date)
     day_rows = f"_logical_date >= DATE '{first.isoformat()}'"
-    engine = open_engine(settings, registry, paths, where=day_rows)
+    with open_engine(settings, registry, paths, where=day_rows) as engine:
+        return _delta(engine, logical_date, settings, registry, operator, paths)
+
+
+def _delta(
+    engine: Engine,
+    logical_date: date,
+    settings: Settings,
+    registry: Registry,
+    operator: Controls,
+    paths: dict[str, str],
+) -> dict | None:
+    """The delta on the engine holding the day's rows of the rule tables (`t_<table>`)."""
     day_tables = {n for n in paths if engine.count(f"t_{n}")}
     member_tables = {
         r.table for m in registry.matching for r in registry.rules if r.name in m.rules

@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING
@@ -36,7 +38,7 @@ from jobs.marts import features, ltv, rfm, tags
 from jobs.marts.sql import SPARK
 
 if TYPE_CHECKING:
-    from pyspark.sql import DataFrame, SparkSession
+    from pyspark.sql import SparkSession
 
 ORDERS_VIEW = "scored_orders"
 
@@ -101,16 +103,22 @@ def read_inputs(spark: SparkSession) -> features.Inputs:
     )
 
 
-def rfm_scores(spark: SparkSession, as_of: date) -> DataFrame:
-    """RFM per one_id as of `as_of` over the `scored_orders` view."""
+def rfm_scores(spark: SparkSession, as_of: date):
+    """RFM per one_id as of `as_of` over the `scored_orders` view, as Arrow."""
     from pyspark.sql import functions as F
 
-    values = spark.sql(rfm.values_sql(ORDERS_VIEW, as_of, SPARK)).cache()
+    values = spark.sql(rfm.values_sql(ORDERS_VIEW, as_of, SPARK)).cache()  # scored thrice
     values.createOrReplaceTempView("customer_values")
-    scored = spark.sql(rfm.scores_sql("customer_values"))
-    return scored.withColumnRenamed("customer_id", "one_id").withColumn(
-        "as_of", F.lit(as_of).cast("date")
-    )
+    try:
+        scored = spark.sql(rfm.scores_sql("customer_values"))
+        return (
+            scored.withColumnRenamed("customer_id", "one_id")
+            .withColumn("as_of", F.lit(as_of).cast("date"))
+            .toArrow()
+        )
+    finally:  # the session may outlive the run (a test run, a notebook)
+        spark.catalog.dropTempView("customer_values")
+        values.unpersist()
 
 
 def ltv_scores(spark: SparkSession, as_of: date):
@@ -140,7 +148,7 @@ def compute(spark: SparkSession, as_of: date) -> Scores:
     import pyarrow as pa
 
     with step(f"RFM as of {as_of}"):
-        rfm_table = rfm_scores(spark, as_of).toArrow()
+        rfm_table = rfm_scores(spark, as_of)
     with step(f"features as of {as_of}"):
         feature_table = features.customer_features(read_inputs(spark), as_of).toArrow()
     with step(f"LTV as of {as_of} (BG/NBD, Gamma-Gamma)"):
@@ -160,6 +168,16 @@ def tag_days(spark: SparkSession, scored: Scores):
     return tags.memberships(inputs, tags.load_rules(), scored.as_of).toArrow()
 
 
+@contextmanager
+def _orders_view(spark: SparkSession) -> Iterator[None]:
+    """The `scored_orders` view while the scores are computed."""
+    spark.sql(rfm.paid_orders_sql()).createOrReplaceTempView(ORDERS_VIEW)
+    try:
+        yield
+    finally:
+        spark.catalog.dropTempView(ORDERS_VIEW)
+
+
 def score_customers(logical_date: date, as_of: date, settings: Settings | None = None) -> dict:
     """Features, RFM and LTV as of `as_of` (the marts' date) replace the current tables; the
     stages and tags of `logical_date` replace that date's partition of
@@ -175,8 +193,7 @@ def score_customers(logical_date: date, as_of: date, settings: Settings | None =
     if not spark.catalog.tableExists("silver.identity_records"):
         return {"skipped": "silver.identity_records does not exist yet: run One-ID first"}
     orders = lake.table_rows([lake.table_path("silver", "orders", settings)])
-    with small_data(spark, orders <= settings.silver.arrow_max_rows):
-        spark.sql(rfm.paid_orders_sql()).createOrReplaceTempView(ORDERS_VIEW)
+    with small_data(spark, orders <= settings.silver.arrow_max_rows), _orders_view(spark):
         now = compute(spark, as_of)
         for name, table in (
             ("customer_rfm", now.rfm),

@@ -22,9 +22,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from jobs.common.errors import CdpError
-from jobs.common.lake import register_tables, table_path
+from jobs.common.lake import is_delta, register_tables, table_path, table_rows
 from jobs.common.settings import Settings, get_settings
-from jobs.common.spark import get_spark
+from jobs.common.spark import get_spark, small_data
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -137,9 +137,12 @@ def run_dbt(
     register_tables(spark, settings)
     full_args = dbt_args(args, settings, as_of)
 
+    # A small lake (a demo day) runs each of dbt's many small statements on small-data settings.
+    orders = table_path("silver", "orders", settings)
+    small = not is_delta(orders) or table_rows([orders]) <= settings.silver.arrow_max_rows
     ansi = spark.conf.get(_ANSI, None)
     try:
-        with _dbt_environment(settings):
+        with _dbt_environment(settings), small_data(spark, small):
             outcome: dbtRunnerResult = dbtRunner().invoke(full_args)
     finally:
         if ansi is None:

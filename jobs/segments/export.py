@@ -1,93 +1,73 @@
-"""Segment exports for marketing tools: member list, diff against the previous export, manifest.
+"""Segment exports for marketing tools: members with their identifiers, the diff since the last
+export, the id-change feed and a manifest. No Spark: delta-rs and DuckDB.
 
-Layout: ``{exports_dir}/{segment}/{as_of}/`` with members.csv, added.csv, removed.csv,
-id_changes.csv and manifest.json (row counts, sha256 of each file, the definition used, opt-outs
-removed). Members are identified by their One-ID `one_id`, a pseudonymous id: no raw PII ever
-leaves the lake. `id_changes.csv` is the id-change feed since the previous export (One-ID's
-merges, splits and retirements: old one_id -> new one_id), so a tool that stored yesterday's
-ids can re-key them. Writing into a temporary folder and renaming it makes an export appear
-whole or not at all.
+`cdp segments export NAME --format csv|parquet --to PATH|URI [--incremental]` and the daily
+`export_segments` task write ``{to}/{segment}/{as_of}/`` (``{as_of}.incremental`` for an
+incremental export; `to` defaults to the exports folder):
+
+- ``members``: full exports only; ``added`` and ``removed``: who entered and left since the
+  segment's previous export. One row per identifier: one_id, id_type, namespace (the appid of an
+  openid, the corp of an external_userid), id. The segment's `identifiers` say which:
+  ``phone_sha256`` (SHA-256 of the phone as marketing tools hash it: a mainland number's 11
+  digits, another country's E.164 digits without the +), ``wechat_unionid``, ``wechat_openid``,
+  ``wecom_external_userid``. The phone comes from the PII vault, read here by pipeline code and
+  hashed before it leaves; no raw contact detail is written.
+- ``id_changes``: One-ID's merges, splits and retirements since the previous export (old one_id
+  -> new one_id), so a tool that keyed yesterday's rows by one_id can re-key them.
+- ``manifest.json``: counts, each file's sha256, the definition (version, conditions, SQL and a
+  hash of them), the consent purpose, generated_at.
+
+Consent: a customer is exported only when the ledger grants the segment's purpose
+(jobs/segments/consent.py), or it holds no decision and the purpose's default grants it.
+
+Each export's members are kept in ``silver.segment_members`` (one partition per date; a rerun
+replaces its date), which is what the next export diffs against and what dbt's segment history
+is built from; ``ops.segment_exports`` logs every export. A local folder appears whole or not at
+all (written beside it, then renamed); on an object store (``s3://``, ...) the manifest is
+written last: a reader waits for it.
 """
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import json
 import shutil
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from functools import lru_cache
 from pathlib import Path
 
-from jobs.common import duck
+from jobs.common import duck, lake
 from jobs.common.errors import CdpError
 from jobs.common.settings import Settings, get_settings
-from jobs.common.yamlio import load_yaml
+from jobs.segments.consent import IDENTITY_MAP, STATE_TABLE, decided_sql
+from jobs.segments.definitions import Segment, get_segment
 
-DEFINITIONS = Path(__file__).parent / "definitions.yaml"
 SOURCE_TABLE = "gold.customer_360"
-# The consent ledger's current state (jobs/silver/consents.py): a customer any of whose
-# identifiers (a phone token, member card, unionid or openid: One-ID's identity_map) said "no"
-# to a marketing purpose last (a withdrawal, an SMS 退订, an import's "no") leaves every export.
-OPTOUT_TABLE = "silver.consent_state"
-IDENTITY_MAP = "silver.identity_map"
+MEMBERS_TABLE = "segment_members"  # silver
+EXPORTS_LOG = "segment_exports"  # ops
 ID_CHANGES = "silver.identity_updates"
-MARKETING_PURPOSES = ("marketing_sms", "marketing_wecom", "marketing_oa", "ads_audience")
-# consent subject type -> One-ID identifier type (an openid subject is "<appid>:<openid>")
-SUBJECT_TYPES = {
-    "phone_token": "phone",
-    "member_card": "member_card",
-    "unionid": "wechat_unionid",
-    "openid": "wechat_openid",
+FORMATS = ("csv", "parquet")
+ID_COLUMNS = ("one_id", "id_type", "namespace", "id")
+# One-ID identifier type of each exported id type (the phone is hashed from the vault).
+ID_TYPES = {
+    "wechat_unionid": "wechat_unionid",
+    "wechat_openid": "wechat_openid",
+    "wecom_external_userid": "wecom_external_userid",
 }
-OPTOUT_SQL = f"""
-    with said_no as (
-        select distinct subject_type, subject_id from {OPTOUT_TABLE}
-        where not granted and purpose in ({", ".join(repr(p) for p in MARKETING_PURPOSES)})
-    )
-    select distinct m.one_id from said_no n join {IDENTITY_MAP} m
-      on m.identifier_type = case n.subject_type
-             {" ".join(f"when '{k}' then '{v}'" for k, v in SUBJECT_TYPES.items())} end
-     and m.identifier = case when n.subject_type = 'openid' and n.subject_id like '%:%'
-             then substr(n.subject_id, strpos(n.subject_id, ':') + 1) else n.subject_id end
-"""
-ID_COLUMN = "one_id"
-
-
-@dataclass(frozen=True)
-class Segment:
-    name: str
-    description: str
-    where: str
 
 
 @dataclass(frozen=True)
 class ExportResult:
     segment: str
-    folder: Path
+    folder: str
     members: int
     added: int
     removed: int
-    optouts_removed: int
-
-
-@lru_cache(maxsize=1)
-def load_segments(path: Path = DEFINITIONS) -> dict[str, Segment]:
-    raw = load_yaml(path) or {}
-    return {
-        name: Segment(name, spec.get("description", ""), spec["where"])
-        for name, spec in (raw.get("segments") or {}).items()
-    }
-
-
-def get_segment(name: str) -> Segment:
-    segments = load_segments()
-    if name not in segments:
-        raise CdpError(f"unknown segment {name!r}; defined: {', '.join(sorted(segments))}")
-    return segments[name]
+    no_consent: int  # matched, but the purpose is not granted (refused, or no grant by default)
+    rows: int  # identifier rows written in the members (or, incremental, added) file
 
 
 def _sha256(path: Path) -> str:
@@ -112,96 +92,273 @@ def write_manifest(folder: Path, manifest: dict, files: tuple[str, ...]) -> None
     (folder / "manifest.json").write_text(json.dumps(manifest, indent=2), encoding="utf-8")
 
 
-def _write_keys(path: Path, keys: list[str]) -> None:
-    with path.open("w", newline="", encoding="utf-8") as fh:
-        w = csv.writer(fh)
-        w.writerow([ID_COLUMN])
-        w.writerows([k] for k in keys)
+def _matched(settings: Settings, segment: Segment) -> tuple[set[str], set[str]]:
+    """(the one_ids the definition selects, those of them the purpose is granted for). The
+    definition runs on the analyst connection: silver, gold and ops, locked (it is SQL people
+    write)."""
+    con = duck.connect(settings, layers=duck.ANALYST_LAYERS)
+    try:
+        tables = duck.table_names(con)
+        if SOURCE_TABLE not in tables:
+            raise CdpError(f"{SOURCE_TABLE} does not exist yet: run the daily batch first")
+        sql = f"select one_id from {SOURCE_TABLE} where {segment.where}"
+        try:
+            duck.check_read_only(sql)
+            matched = {r[0] for r in con.execute(sql).fetchall()}
+        except Exception as exc:  # duckdb raises several error types for a bad predicate
+            raise CdpError(
+                f"segment {segment.name!r} (definitions.yaml line {segment.line}): "
+                f"{segment.where!r} does not run on {SOURCE_TABLE}: {exc}"
+            ) from exc
+        decided: dict[str, bool] = {}
+        if STATE_TABLE in tables and IDENTITY_MAP in tables:
+            decided = dict(con.execute(decided_sql(segment.purpose)).fetchall())
+    finally:
+        con.close()
+    from jobs.silver.consents import default_state
+
+    default = default_state(segment.purpose)
+    return matched, {m for m in matched if decided.get(m, default)}
 
 
-def _read_keys(path: Path) -> set[str]:
-    with path.open(encoding="utf-8") as fh:
-        rows = list(csv.DictReader(fh))
-    # an export written before One-ID named its ids customer_key
-    return {row.get(ID_COLUMN) or row.get("customer_key") for row in rows}
+def _identifiers(settings: Settings, one_ids: set[str], wanted: tuple[str, ...]):
+    """Arrow (one_id, id_type, namespace, id) of `one_ids`' identifiers of the `wanted` types,
+    sorted. Pipeline code: the vault's phones are read here and hashed, never written."""
+    import pyarrow as pa
+
+    schema = pa.schema([(c, pa.string()) for c in ID_COLUMNS])
+    if not one_ids or not lake.is_delta(lake.table_path("silver", "identity_map", settings)):
+        return schema.empty_table()
+    con = duck.connect(settings, layers=("silver", "vault"))
+    try:
+        con.register("exported", pa.table({"one_id": sorted(one_ids)}))
+        tables = duck.table_names(con)
+        parts = [
+            f"select m.one_id, '{kind}' as id_type, m.namespace, m.identifier as id "
+            f"from {IDENTITY_MAP} m join exported e using (one_id) "
+            f"where m.identifier_type = '{ID_TYPES[kind]}'"
+            for kind in wanted
+            if kind in ID_TYPES
+        ]
+        if "phone_sha256" in wanted and "vault.pii" in tables:
+            # A mainland number hashes as its 11 digits (what WeChat/Tencent ads, Ocean Engine and
+            # Alibaba's DMPs take); another country's as its E.164 digits without the +.
+            parts.append(
+                "select m.one_id, 'phone_sha256' as id_type, null as namespace, sha256(case "
+                "when v.value like '+86%' then substr(v.value, 4) else substr(v.value, 2) end) "
+                f"from {IDENTITY_MAP} m join exported e using (one_id) "
+                "join vault.pii v on v.kind = 'phone' and v.token = m.identifier "
+                "where m.identifier_type = 'phone'"
+            )
+        if not parts:
+            return schema.empty_table()
+        query = " union ".join(parts) + " order by 1, 2, 3, 4"
+        return con.sql(query).to_arrow_table().cast(schema)
+    finally:
+        con.close()
 
 
-def _write_changes(path: Path, rows: list[tuple]) -> None:
-    with path.open("w", newline="", encoding="utf-8") as fh:
-        w = csv.writer(fh)
-        w.writerow(["logical_date", "change", "old_one_id", "new_one_id"])
-        w.writerows(rows)
+def _previous(settings: Settings, segment: str, as_of: date) -> tuple[date | None, set[str]]:
+    """The segment's last export before `as_of` (its date, by ops.segment_exports) and its
+    members (that date's partition of silver.segment_members)."""
+    log = lake.table_path("ops", EXPORTS_LOG, settings)
+    members = lake.table_path("silver", MEMBERS_TABLE, settings)
+    if not (lake.is_delta(log) and lake.is_delta(members)):
+        return None, set()
+    name = lake.sql_literal(segment)
+    days = lake.read_arrow(
+        log, f"segment = {name} and as_of < DATE '{as_of.isoformat()}'", columns=["as_of"]
+    ).column("as_of")
+    if not len(days):
+        return None, set()
+    last = max(days.to_pylist())
+    rows = lake.read_arrow(
+        members, f"segment = {name} and as_of = DATE '{last.isoformat()}'", columns=["one_id"]
+    )
+    return last, set(rows.column("one_id").to_pylist())
 
 
-def _id_changes(con, tables: set[str], since: date | None, as_of: date) -> list[tuple]:
-    """One-ID's merges, splits and retirements after the previous export, up to `as_of`."""
-    if ID_CHANGES not in tables:
-        return []
-    after = f"and _logical_date > date '{since.isoformat()}'" if since else ""
-    return con.execute(
-        f"select cast(_logical_date as varchar), change, old_one_id, new_one_id from {ID_CHANGES} "
-        f"where _logical_date <= date '{as_of.isoformat()}' {after} "
-        "order by _logical_date, change, old_one_id, new_one_id"
-    ).fetchall()
+def _id_changes(settings: Settings, since: date | None, as_of: date):
+    """Arrow of One-ID's merges, splits and retirements after `since`, up to `as_of`."""
+    import pyarrow as pa
+
+    columns = ("logical_date", "change", "old_one_id", "new_one_id")
+    if not lake.is_delta(lake.table_path("silver", "identity_updates", settings)):
+        return pa.table({c: pa.array([], pa.string()) for c in columns})
+    con = duck.connect(settings, layers=("silver",))
+    try:
+        after = f"and _logical_date > date '{since.isoformat()}'" if since else ""
+        return con.sql(
+            "select cast(_logical_date as varchar) as logical_date, change, old_one_id, "
+            f"new_one_id from {ID_CHANGES} where _logical_date <= date '{as_of.isoformat()}' "
+            f"{after} order by 1, 2, 3, 4"
+        ).to_arrow_table()
+    finally:
+        con.close()
 
 
-def previous_export(segment_dir: Path, as_of: date) -> Path | None:
-    earlier = sorted(p for p in segment_dir.glob("????-??-??") if p.name < as_of.isoformat())
-    return earlier[-1] if earlier else None
+def _write(table, path: Path, fmt: str) -> None:
+    import pyarrow.csv as pcsv
+    import pyarrow.parquet as pq
+
+    if fmt == "parquet":
+        pq.write_table(table, path)
+    else:
+        pcsv.write_csv(table, path)
+
+
+def _keep_members(settings: Settings, segment: Segment, as_of: date, members: list[str]) -> None:
+    """The export's members as the segment's partition of `as_of` in silver.segment_members."""
+    import pyarrow as pa
+
+    data = pa.table(
+        {
+            "segment": pa.array([segment.name] * len(members), pa.string()),
+            "one_id": pa.array(members, pa.string()),
+            "version": pa.array([segment.version] * len(members), pa.int32()),
+            "as_of": pa.array([as_of] * len(members), pa.date32()),
+        }
+    )
+    lake.replace_day_arrow(
+        data,
+        lake.table_path("silver", MEMBERS_TABLE, settings),
+        f"segment = {lake.sql_literal(segment.name)} and as_of = '{as_of.isoformat()}'",
+        partition=True,
+        day_column="as_of",
+    )
+
+
+def _destination(to: str | None, settings: Settings):
+    """(pyarrow filesystem or None for a local folder, root path) of PATH or URI `to`."""
+    if not to:
+        return None, str(Path(settings.exports_dir))
+    if "://" not in to or to.startswith("file://"):
+        return None, str(Path(to.removeprefix("file://")).absolute())
+    from pyarrow import fs
+
+    try:
+        filesystem, root = fs.FileSystem.from_uri(to)
+    except Exception as exc:  # pyarrow raises ArrowInvalid / OSError for what it cannot open
+        raise CdpError(f"--to {to!r}: not a destination this machine can write to: {exc}") from exc
+    return filesystem, root.rstrip("/")
+
+
+@contextmanager
+def delivered(to: str | None, relative: str, settings: Settings) -> Iterator[Path]:
+    """A local folder to write an export into; on leaving the block it is at
+    `{to}/{relative}`: renamed into place locally, or uploaded (the manifest last)."""
+    filesystem, root = _destination(to, settings)
+    if filesystem is None:
+        with whole_folder(Path(root) / relative) as staging:
+            yield staging
+        return
+    with tempfile.TemporaryDirectory(prefix="cdp-export-") as tmp:
+        yield Path(tmp)
+        target = f"{root}/{relative}"
+        filesystem.create_dir(target, recursive=True)
+        names = sorted(p.name for p in Path(tmp).iterdir())
+        for name in [n for n in names if n != "manifest.json"] + ["manifest.json"]:
+            with (
+                (Path(tmp) / name).open("rb") as src,
+                filesystem.open_output_stream(f"{target}/{name}") as out,
+            ):
+                shutil.copyfileobj(src, out)
 
 
 def export_segment(
-    name: str, as_of: date | None = None, settings: Settings | None = None
+    name: str,
+    as_of: date | None = None,
+    settings: Settings | None = None,
+    *,
+    fmt: str = "csv",
+    to: str | None = None,
+    incremental: bool = False,
 ) -> ExportResult:
+    """Export segment `name` as of `as_of` (see the module's docstring)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
     settings = settings or get_settings()
     as_of = as_of or date.today()
+    if fmt not in FORMATS:
+        raise CdpError(f"format {fmt!r}: expected one of {', '.join(FORMATS)}")
     segment = get_segment(name)
-    # The analyst path: silver, gold and ops only, locked (a definition is SQL people write).
-    con = duck.connect(settings, layers=duck.ANALYST_LAYERS)
-    tables = duck.table_names(con)
-    if SOURCE_TABLE not in tables:
-        raise CdpError(f"{SOURCE_TABLE} does not exist yet: run the daily batch first")
-    try:
-        sql = f"select {ID_COLUMN} from {SOURCE_TABLE} where {segment.where}"
-        duck.check_read_only(sql)
-        matched = {r[0] for r in con.execute(sql).fetchall()}
-    except Exception as exc:  # duckdb raises several error types for a bad predicate
-        raise CdpError(f"segment {name!r}: invalid where clause {segment.where!r}: {exc}") from exc
-    optouts: set[str] = set()
-    if OPTOUT_TABLE in tables and IDENTITY_MAP in tables:
-        optouts = {r[0] for r in con.execute(OPTOUT_SQL).fetchall()}
-    members = sorted(matched - optouts)
+    matched, granted = _matched(settings, segment)
+    members = sorted(granted)
+    since, before = _previous(settings, name, as_of)
+    added = set(members) - before
+    removed = before - set(members)
+    # The ids of removed customers are those One-ID knows now (a tool deletes by them).
+    ids = _identifiers(settings, set(members) | removed, segment.identifiers)
+    changes = _id_changes(settings, since, as_of)
 
-    segment_dir = Path(settings.exports_dir) / name
-    final = segment_dir / as_of.isoformat()
-    previous = previous_export(segment_dir, as_of)
-    before = _read_keys(previous / "members.csv") if previous else set()
-    added = sorted(set(members) - before)
-    removed = sorted(before - set(members))
+    def rows_of(keys: set[str]):
+        return ids.filter(pc.is_in(ids.column("one_id"), pa.array(sorted(keys), pa.string())))
 
-    since = date.fromisoformat(previous.name) if previous else None
-    changes = _id_changes(con, tables, since, as_of)
+    files = {"added": rows_of(added), "removed": rows_of(removed), "id_changes": changes}
+    if not incremental:
+        files = {"members": rows_of(set(members)), **files}
+    relative = f"{name}/{as_of.isoformat()}{'.incremental' if incremental else ''}"
+    written = {f"{key}.{fmt}": table for key, table in files.items()}
     manifest = {
         "segment": name,
         "description": segment.description,
-        "definition": {"table": SOURCE_TABLE, "where": segment.where},
+        "definition": segment.definition,
+        "purpose": segment.purpose,
         "as_of": as_of.isoformat(),
         "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "id_type": "one_id (One-ID, pseudonymous; re-key stored ids with id_changes.csv)",
-        "previous_export": previous.name if previous else None,
+        "mode": "incremental" if incremental else "full",
+        "format": fmt,
+        "identifiers": list(segment.identifiers),
+        "columns": list(ID_COLUMNS),
+        "previous_export": since.isoformat() if since else None,
         "counts": {
             "members": len(members),
             "added": len(added),
             "removed": len(removed),
-            "optouts_removed": len(matched & optouts),
-            "id_changes": len(changes),
+            "no_consent": len(matched) - len(members),
+            "id_changes": changes.num_rows,
+            **{f"{k}_rows": t.num_rows for k, t in files.items() if k != "id_changes"},
         },
     }
-    with whole_folder(final) as staging:
-        _write_keys(staging / "members.csv", members)
-        _write_keys(staging / "added.csv", added)
-        _write_keys(staging / "removed.csv", removed)
-        _write_changes(staging / "id_changes.csv", changes)
-        files = ("members.csv", "added.csv", "removed.csv", "id_changes.csv")
-        write_manifest(staging, manifest, files)
-    return ExportResult(name, final, len(members), len(added), len(removed), len(matched & optouts))
+    with delivered(to, relative, settings) as folder:
+        for file, table in written.items():
+            _write(table, folder / file, fmt)
+        write_manifest(folder, manifest, tuple(written))
+        checksum = json.dumps(manifest["files"], sort_keys=True)
+    _keep_members(settings, segment, as_of, members)
+    _log(settings, manifest, to or settings.exports_dir, checksum)
+    main = files["added" if incremental else "members"]
+    return ExportResult(
+        name,
+        f"{_destination(to, settings)[1]}/{relative}",
+        len(members),
+        len(added),
+        len(removed),
+        len(matched) - len(members),
+        main.num_rows,
+    )
+
+
+def _log(settings: Settings, manifest: dict, destination: str, checksum: str) -> None:
+    """One row per export in ops.segment_exports."""
+    import pyarrow as pa
+
+    counts = manifest["counts"]
+    row = {
+        "segment": manifest["segment"],
+        "as_of": date.fromisoformat(manifest["as_of"]),
+        "mode": manifest["mode"],
+        "format": manifest["format"],
+        "destination": destination,
+        "version": manifest["definition"]["version"],
+        "definition_sha256": manifest["definition"]["sha256"],
+        "purpose": manifest["purpose"],
+        "members": counts["members"],
+        "added": counts["added"],
+        "removed": counts["removed"],
+        "no_consent": counts["no_consent"],
+        "files_sha256": hashlib.sha256(checksum.encode()).hexdigest(),
+        "generated_at": datetime.fromisoformat(manifest["generated_at"]),
+    }
+    lake.append_arrow(pa.Table.from_pylist([row]), lake.table_path("ops", EXPORTS_LOG, settings))

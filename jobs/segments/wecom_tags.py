@@ -8,7 +8,7 @@ whose tags changed since the previous scored date, with tag *names* (`add_tag_na
 library (``get_corp_tag_list``, creating the missing ones with ``add_corp_tag``) and posts
 ids. Only tags go out, not lifecycle stages. A customer who deleted the guide is no longer in an
 active relationship and gets nothing; one who said no to a marketing purpose (the opt-outs every
-segment export drops, jobs/segments/export.py) gets nothing either.
+segment export drops, jobs/segments/consent.py) gets nothing either.
 
 Layout: ``{exports_dir}/wecom_tags/{date}/mark_tag.jsonl`` and ``manifest.json``; written into a
 temporary folder and renamed, so it appears whole or not at all.
@@ -24,7 +24,8 @@ from pathlib import Path
 from jobs.common import duck
 from jobs.common.errors import CdpError
 from jobs.common.settings import Settings, get_settings
-from jobs.segments.export import OPTOUT_SQL, OPTOUT_TABLE, whole_folder, write_manifest
+from jobs.segments.consent import OPTOUT_SQL, STATE_TABLE
+from jobs.segments.export import whole_folder, write_manifest
 
 TAG_DAYS = "silver.customer_tag_days"
 RELATIONSHIPS = "silver.wecom_relationships"
@@ -82,7 +83,7 @@ def export_wecom_tags(day: date, settings: Settings | None = None) -> WecomTagEx
     settings = settings or get_settings()
     con = duck.connect(settings)
     tables = duck.table_names(con)
-    missing = [t for t in (TAG_DAYS, RELATIONSHIPS, IDENTITY_MAP, OPTOUT_TABLE) if t not in tables]
+    missing = [t for t in (TAG_DAYS, RELATIONSHIPS, IDENTITY_MAP, STATE_TABLE) if t not in tables]
     if missing:
         raise CdpError(f"wecom tags: {', '.join(missing)} does not exist yet: run the daily batch")
     rows = con.execute(_changes_sql(day)).fetchall()
