@@ -11,7 +11,7 @@ PYTEST_ARGS ?=
 
 export PYSPARK_PYTHON := $(CURDIR)/$(BIN)/python
 
-.PHONY: help setup demo airflow test test-fast lint format bench kafka-start kafka-stop clean
+.PHONY: help setup demo airflow dbt-docs test test-fast lint format bench kafka-start kafka-stop clean
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -38,6 +38,9 @@ demo: setup  ## Run the platform end to end on the embedded default and print a 
 
 airflow: setup  ## Airflow's scheduler and UI (SQLite, LocalExecutor) in the foreground until Ctrl-C
 	$(BIN)/cdp airflow
+
+dbt-docs: setup  ## dbt docs of the gold marts, generated on the lake, at http://localhost:8080
+	$(BIN)/cdp dbt-docs --serve
 
 test: setup  ## All tests (unit, DAG integrity, integration with real Spark/Kafka/Airflow/dbt/GX)
 	$(BIN)/pytest $(PYTEST_ARGS)

@@ -433,6 +433,32 @@ AsOfOpt = Annotated[str, typer.Option("--as-of", help="Score as of this date, YY
 OutOpt = Annotated[Path, typer.Option("--out", help="Output file: .csv or .parquet")]
 
 
+@app.command("dbt-docs")
+def dbt_docs(
+    serve: Annotated[
+        bool, typer.Option("--serve/--no-serve", help="Serve the pages until Ctrl-C.")
+    ] = False,
+    port: Annotated[int, typer.Option(help="Port to serve on (localhost).")] = 8080,
+):
+    """The dbt project's documentation (models, columns, tests, contracts, lineage) generated on
+    the lake; with --serve, at http://localhost:PORT until Ctrl-C."""
+    import contextlib
+    import functools
+    import http.server
+
+    from jobs.profiles.dbt_runner import docs
+
+    folder = docs()
+    console.print(f"dbt docs -> {folder / 'index.html'} (one file: {folder / 'static_index.html'})")
+    if not serve:
+        return
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(folder))
+    with http.server.ThreadingHTTPServer(("127.0.0.1", port), handler) as server:
+        console.print(f"serving http://localhost:{port}/ (Ctrl-C stops)")
+        with contextlib.suppress(KeyboardInterrupt):
+            server.serve_forever()
+
+
 @app.command()
 def report(
     out: Annotated[

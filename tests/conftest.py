@@ -51,6 +51,20 @@ def spark(session_root):
     session.stop()
 
 
+@pytest.fixture(autouse=True)
+def _release_spark_caches():
+    """After each test, the run's one session forgets the tables the test read (Delta keeps
+    each table's log and snapshot plans an hour: a whole run's worth filled the heap)."""
+    yield
+    from pyspark.sql import SparkSession
+
+    from jobs.common.spark import release_caches
+
+    session = SparkSession.getActiveSession() or SparkSession._instantiatedSession
+    if session is not None:
+        release_caches(session)
+
+
 @pytest.fixture
 def lake(tmp_path, monkeypatch):
     """Settings pointing at a fresh, empty lake (and var, landing, exports) under tmp_path."""

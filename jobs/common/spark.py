@@ -134,3 +134,12 @@ def small_data(spark: SparkSession, small: bool) -> Iterator[None]:
                 spark.conf.unset(k)
             else:
                 spark.conf.set(k, v)
+
+
+def release_caches(spark: SparkSession) -> None:
+    """Let go of what a long-lived session keeps of the tables it has read: Delta's cache of
+    table logs (each with its snapshot's plans, kept for an hour after the last use) and
+    Spark's cached data. A process that reads many lakes in turn (a test run, a notebook going
+    through several) calls this between them; a daily task's process ends instead."""
+    spark._jvm.org.apache.spark.sql.delta.DeltaLog.clearCache()
+    spark.catalog.clearCache()

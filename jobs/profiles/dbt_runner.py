@@ -175,3 +175,19 @@ def build(
     {var_dir}/dbt/logs.
     """
     return run_dbt(["build", "--quiet"], spark=spark, settings=settings, as_of=as_of)
+
+
+def docs(
+    as_of: date | None = None,
+    *,
+    spark: SparkSession | None = None,
+    settings: Settings | None = None,
+) -> Path:
+    """`dbt docs generate --static` on the lake: every model, test, contract and column with its
+    description, and the tables' columns as published (catalog.json). Returns the folder with
+    index.html (to serve: it loads manifest.json and catalog.json beside it) and
+    static_index.html (one file that opens from disk)."""
+    settings = settings or get_settings()
+    args = ["docs", "generate", "--static", "--quiet"]
+    run_dbt(args, spark=spark, settings=settings, as_of=as_of)
+    return Path(dbt_dirs(settings)["target_path"])

@@ -6,6 +6,7 @@ business rules (what counts as paid, what as_of means) rather than magic numbers
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
@@ -16,7 +17,7 @@ from jobs.common.errors import CdpError
 from jobs.common.lake import list_tables, overwrite, table_path
 from jobs.marts import rfm
 from jobs.marts.scores import score_customers
-from jobs.profiles.dbt_runner import build, run_dbt
+from jobs.profiles.dbt_runner import build, docs, run_dbt
 from tests.unit.marts_reference import rfm_reference
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
@@ -189,6 +190,18 @@ def test_build_publishes_customer_360_as_a_delta_table_in_the_lake(spark, lake):
     assert spark.read.format("delta").load(path).count() == len(expected) + 1
     # dbt-spark forces ANSI off on the shared session; the runner puts it back.
     assert spark.conf.get("spark.sql.ansi.enabled") == ansi
+
+    # The docs: every public mart with its published columns and their descriptions.
+    target = docs(AS_OF, spark=spark, settings=lake)
+    assert (target / "index.html").is_file()
+    assert (target / "static_index.html").is_file()
+    catalog = json.loads((target / "catalog.json").read_text())["nodes"]
+    manifest = json.loads((target / "manifest.json").read_text())["nodes"]
+    for mart in ("customer_360", "fct_orders", "fct_events_daily", "segment_history"):
+        node = f"model.cdp.{mart}"
+        published = {c.lower() for c in catalog[node]["columns"]}
+        described = {c for c, v in manifest[node]["columns"].items() if v["description"]}
+        assert described == published, mart
 
 
 def test_failing_data_test_raises_cdp_error_naming_the_node(spark, lake):
