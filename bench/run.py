@@ -488,7 +488,7 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=2)
     parser.add_argument(
         "--only",
-        choices=["ingest", "silver", "identity", "identity_delta"],
+        choices=["ingest", "silver", "identity", "identity_delta", "segments"],
         help="one kind of benchmark (default: all)",
     )
     parser.add_argument(
@@ -512,6 +512,13 @@ def main() -> None:
     days_ = [end - timedelta(days=offset) for offset in range(args.days)][::-1]
     try:
         _isolated(tmp)
+        if args.only == "segments":  # a lake in the published shapes, no simulated world
+            from bench.segments import bench_segments
+
+            results = bench_segments(args.customers, tmp)
+            for r in results:
+                r["world"] = {"customers": args.customers, "made": "bench/segments.py"}
+            return _report(results)
         silver = args.only in (None, "silver", "identity", "identity_delta") or args.prepare
         world = _world(tmp, args.customers, args.days, end, every_source=silver)
         print(f"simulated {args.customers:,} customers x {args.days} days in {world['seconds']} s")
@@ -530,6 +537,10 @@ def main() -> None:
     finally:
         if args.workdir is None:
             shutil.rmtree(tmp, ignore_errors=True)
+    _report(results)
+
+
+def _report(results: list[dict]) -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     for r in results:
         (RESULTS / f"{r['name']}.json").write_text(json.dumps(r, indent=2) + "\n")

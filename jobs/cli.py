@@ -433,6 +433,15 @@ AsOfOpt = Annotated[str, typer.Option("--as-of", help="Score as of this date, YY
 OutOpt = Annotated[Path, typer.Option("--out", help="Output file: .csv or .parquet")]
 
 
+@app.command()
+def profile(one_id: str):
+    """One customer's 360 (gold.customer_360) and current segments, without Spark."""
+    from jobs.marts.profile import customer_360
+
+    p = customer_360(one_id)
+    print_rows(["field", "value"], [*p.row.items(), ("segments", ", ".join(p.segments))])
+
+
 @app.command("dbt-docs")
 def dbt_docs(
     serve: Annotated[

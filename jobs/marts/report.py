@@ -6,7 +6,7 @@ Charts (PNG, matplotlib), each from the lake through DuckDB (no Spark):
 - **lifecycle funnel:** customers per stage (gold.customer_tags);
 - **stage sizes over time:** customers per lifecycle stage per scored date
   (silver.customer_tag_days);
-- **segment sizes over time:** members of each segment export (their manifests);
+- **segment sizes over time:** members of each segment export (silver.segment_members);
 - **repurchase cohorts:** per month of first purchase, the share of customers who bought again
   within N days (silver.orders and One-ID's order records: paid, real orders);
 - **LTV distribution:** 12-month CLV (gold.customer_ltv);
@@ -18,7 +18,6 @@ A chart whose table is missing or empty is listed on the page as not drawn, and 
 from __future__ import annotations
 
 import html
-import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
@@ -138,15 +137,15 @@ def stages_over_time(con, path: Path) -> str:
     return f"{len(days)} scored date(s), {days[0]} to {days[-1]}."
 
 
-def segments_over_time(exports_dir: Path, path: Path) -> str:
+def segments_over_time(con, path: Path) -> str:
+    """Members of each segment per export date (silver.segment_members)."""
+    if "silver.segment_members" not in duck.table_names(con):
+        raise LookupError("no segment exports yet (silver.segment_members)")
     sizes: dict[str, dict[date, int]] = {}
-    for manifest in sorted(exports_dir.glob("*/????-??-??/manifest.json")):
-        data = json.loads(manifest.read_text(encoding="utf-8"))
-        if "segment" in data:
-            day = date.fromisoformat(data["as_of"])
-            sizes.setdefault(data["segment"], {})[day] = data["counts"]["members"]
-    if not sizes:
-        raise LookupError(f"no segment exports under {exports_dir}")
+    for name, day, members in con.execute(
+        "select segment, as_of, count(*) from silver.segment_members group by all"
+    ).fetchall():
+        sizes.setdefault(name, {})[day] = members
     plt = _plt()
     fig, ax = plt.subplots(figsize=(8, 4))
     for name, by_day in sorted(sizes.items()):
@@ -279,7 +278,7 @@ def write_report(out: Path | None = None, settings: Settings | None = None) -> R
         (
             "segments_over_time.png",
             "Segment sizes over time",
-            lambda p: segments_over_time(Path(settings.exports_dir), p),
+            lambda p: segments_over_time(con, p),
         ),
         ("repurchase_cohorts.png", "Repurchase cohorts", lambda p: repurchase_cohorts(con, p)),
         ("ltv_distribution.png", "LTV distribution", lambda p: ltv_distribution(con, p)),

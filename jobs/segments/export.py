@@ -273,8 +273,10 @@ def export_segment(
     fmt: str = "csv",
     to: str | None = None,
     incremental: bool = False,
+    definitions: Path | None = None,
 ) -> ExportResult:
-    """Export segment `name` as of `as_of` (see the module's docstring)."""
+    """Export segment `name` as of `as_of` (see the module's docstring); `definitions`: another
+    segments file than jobs/segments/definitions.yaml."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -282,7 +284,7 @@ def export_segment(
     as_of = as_of or date.today()
     if fmt not in FORMATS:
         raise CdpError(f"format {fmt!r}: expected one of {', '.join(FORMATS)}")
-    segment = get_segment(name)
+    segment = get_segment(name, definitions) if definitions else get_segment(name)
     matched, granted = _matched(settings, segment)
     members = sorted(granted)
     since, before = _previous(settings, name, as_of)

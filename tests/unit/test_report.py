@@ -3,7 +3,6 @@ is not there yet."""
 
 from __future__ import annotations
 
-import json
 from datetime import date, timedelta
 from decimal import Decimal
 
@@ -84,12 +83,12 @@ def test_every_chart_is_drawn_from_the_lake(lake, tmp_path):
     _write(
         lake, "gold", "customer_ltv", [{"one_id": f"c{i}", "clv_12m": 5.0 * i} for i in range(30)]
     )
-    manifest = tmp_path / "exports" / "high_value" / DAY.isoformat() / "manifest.json"
-    manifest.parent.mkdir(parents=True)
-    manifest.write_text(
-        json.dumps({"segment": "high_value", "as_of": DAY.isoformat(), "counts": {"members": 7}})
+    _write(
+        lake,
+        "silver",
+        "segment_members",
+        [{"segment": "high_value", "one_id": f"c{i}", "as_of": DAY} for i in range(7)],
     )
-    lake.exports_dir = str(tmp_path / "exports")
 
     report = write_report(tmp_path / "out", lake)
 

@@ -248,3 +248,21 @@ def test_an_openid_opt_out_removes_its_profile_and_exports_carry_id_changes(lake
     assert _rows(Path(first.folder) / "id_changes.csv") == [("2026-11-20", "merge", "x", "a")]
     second = export_segment("high_value", DAY2, lake)  # only what changed since the first
     assert _rows(Path(second.folder) / "id_changes.csv") == [("2026-11-22", "split", "a", "y")]
+
+
+def test_a_customers_profile_has_its_360_row_and_the_segments_of_their_latest_exports(lake):
+    from jobs.marts.profile import customer_360
+
+    _world(lake)
+    export_segment("high_value", DAY1, lake)  # a and b
+    export_segment("repeat_buyers", DAY1, lake)  # a (d withdrew)
+    _write_360(lake, [("b", 320.0, 1, 40), ("c", 400.0, 2, 2)])
+    export_segment("high_value", DAY2, lake)  # b and c: a left
+    b, c = customer_360("b", lake), customer_360("c", lake)
+    assert (b.row["one_id"], b.row["total_amount"], b.segments) == ("b", 320.0, ["high_value"])
+    assert c.segments == ["high_value"]
+    _write_360(lake, [("a", 500.0, 3, 1)])
+    # a is in repeat_buyers' latest export, not in high_value's
+    assert customer_360("a", lake).segments == ["repeat_buyers"]
+    with pytest.raises(CdpError, match="no customer 'zz'"):
+        customer_360("zz", lake)

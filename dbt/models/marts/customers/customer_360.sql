@@ -118,4 +118,7 @@ final as (
 
 )
 
+-- Sorted by one_id: each file holds a range of ids, so a lookup of one customer (the profile
+-- path, jobs/marts/profile.py) reads the one file whose statistics hold it.
 select * from final
+order by one_id
