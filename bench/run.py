@@ -17,6 +17,8 @@ import time
 from datetime import date, timedelta
 from pathlib import Path
 
+from bench.figures import result as _result
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
 DOC = ROOT / "docs" / "benchmarks.md"
@@ -129,32 +131,6 @@ def bench_ingest(group: str, days_: list[date]) -> dict:
             baseline_s,
         ),
         "runs": "one pass each after a warm-up of the baseline; ours never starts Spark",
-    }
-
-
-def _result(
-    name: str,
-    what: str,
-    rows: int,
-    seconds: float,
-    baseline: str,
-    baseline_rows: int,
-    baseline_seconds: float,
-    *,
-    digits: int = 2,
-) -> dict:
-    """The figures every benchmark result has: ours, its baseline, and their ratio."""
-    return {
-        "name": name,
-        "what": what,
-        "rows": rows,
-        "seconds": round(seconds, 2),
-        "rows_per_second": round(rows / seconds),
-        "baseline": baseline,
-        "baseline_rows": baseline_rows,
-        "baseline_seconds": round(baseline_seconds, 2),
-        "baseline_rows_per_second": round(baseline_rows / baseline_seconds),
-        "ratio_to_baseline": round(seconds / baseline_seconds, digits),
     }
 
 

@@ -125,7 +125,7 @@ def bench_segment_export(settings, as_of: date, customers: int) -> dict:
     import pyarrow.csv as pcsv
     from deltalake import DeltaTable
 
-    from bench.run import _result
+    from bench.figures import result as _result
     from jobs.common import lake
     from jobs.segments.definitions import get_segment
     from jobs.segments.export import export_segment
@@ -165,7 +165,7 @@ def bench_lookup(settings, customers: int) -> dict:
     import duckdb
     from deltalake import DeltaTable
 
-    from bench.run import _result
+    from bench.figures import result as _result
     from jobs.common import lake
     from jobs.marts.profile import customer_360
 
