@@ -298,7 +298,8 @@ def points_features(points, as_of: date):
 
 
 def coupon_features(coupons, paid, as_of: date):
-    """Coupons redeemed and their share of paid orders (at most 1): price sensitivity."""
+    """Coupons redeemed and their share of paid orders (at most 1): price sensitivity. A
+    customer who paid and redeemed none has a share of 0; one who never paid has none."""
     F = _f()
     redeemed = (
         coupons.where(
@@ -309,13 +310,16 @@ def coupon_features(coupons, paid, as_of: date):
         .groupBy("one_id")
         .agg(F.count("*").alias("coupons_redeemed"))
     )
-    orders = paid.groupBy("one_id").agg(F.count("*").alias("paid"))
-    return redeemed.join(orders, "one_id", "left").select(
+    orders = (
+        paid.where(F.col("one_id").isNotNull()).groupBy("one_id").agg(F.count("*").alias("paid"))
+    )
+    used = F.coalesce(F.col("coupons_redeemed"), F.lit(0))
+    return redeemed.join(orders, "one_id", "full").select(
         "one_id",
-        "coupons_redeemed",
-        F.when(
-            F.col("paid") > 0, F.least(F.lit(1.0), F.col("coupons_redeemed") / F.col("paid"))
-        ).alias("coupon_order_share"),
+        used.alias("coupons_redeemed"),
+        F.when(F.col("paid") > 0, F.least(F.lit(1.0), used / F.col("paid"))).alias(
+            "coupon_order_share"
+        ),
     )
 
 

@@ -185,6 +185,8 @@ def test_membership_tier_points_and_coupons(spark, orders):
     got = _by_id(fx.coupon_features(coupons, paid, AS_OF))
     assert (got["a"]["coupons_redeemed"], got["a"]["coupon_order_share"]) == (3, 1.0)  # capped
     assert got["b"]["coupon_order_share"] == 1.0
+    # c paid and redeemed none: price-insensitive, not unknown
+    assert (got["c"]["coupons_redeemed"], got["c"]["coupon_order_share"]) == (0, 0.0)
 
 
 def test_attach_one_id_takes_the_first_lookup_that_knows_the_record(spark):
