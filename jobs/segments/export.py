@@ -92,10 +92,12 @@ def write_manifest(folder: Path, manifest: dict, files: tuple[str, ...]) -> None
     (folder / "manifest.json").write_text(json.dumps(manifest, indent=2), encoding="utf-8")
 
 
-def _matched(settings: Settings, segment: Segment) -> tuple[set[str], set[str]]:
-    """(the one_ids the definition selects, those of them the purpose is granted for). The
-    definition runs on the analyst connection: silver, gold and ops, locked (it is SQL people
-    write)."""
+def _members(settings: Settings, segment: Segment):
+    """(how many customers the definition selects, Arrow one_id of those the purpose is granted
+    for, sorted). The definition runs on the analyst connection: silver, gold and ops, locked
+    (it is SQL people write)."""
+    from jobs.silver.consents import default_state
+
     con = duck.connect(settings, layers=duck.ANALYST_LAYERS)
     try:
         tables = duck.table_names(con)
@@ -104,78 +106,118 @@ def _matched(settings: Settings, segment: Segment) -> tuple[set[str], set[str]]:
         sql = f"select one_id from {SOURCE_TABLE} where {segment.where}"
         try:
             duck.check_read_only(sql)
-            matched = {r[0] for r in con.execute(sql).fetchall()}
+            con.execute(f"create temp table matched as {sql}")
         except Exception as exc:  # duckdb raises several error types for a bad predicate
             raise CdpError(
                 f"segment {segment.name!r} (definitions.yaml line {segment.line}): "
                 f"{segment.where!r} does not run on {SOURCE_TABLE}: {exc}"
             ) from exc
-        decided: dict[str, bool] = {}
-        if STATE_TABLE in tables and IDENTITY_MAP in tables:
-            decided = dict(con.execute(decided_sql(segment.purpose)).fetchall())
+        default = "true" if default_state(segment.purpose) else "false"
+        decided = (
+            decided_sql(segment.purpose)
+            if STATE_TABLE in tables and IDENTITY_MAP in tables
+            else "select null::varchar as one_id, null::boolean as granted where false"
+        )
+        matched = con.execute("select count(*) from matched").fetchall()[0][0]
+        members = con.sql(
+            f"select one_id from matched left join ({decided}) d using (one_id) "
+            f"where coalesce(d.granted, {default}) order by one_id"
+        ).to_arrow_table()
     finally:
         con.close()
-    from jobs.silver.consents import default_state
-
-    default = default_state(segment.purpose)
-    return matched, {m for m in matched if decided.get(m, default)}
+    return matched, members
 
 
-def _identifiers(settings: Settings, one_ids: set[str], wanted: tuple[str, ...]):
-    """Arrow (one_id, id_type, namespace, id) of `one_ids`' identifiers of the `wanted` types,
-    sorted. Pipeline code: the vault's phones are read here and hashed, never written."""
+def _id_rows(con, wanted: tuple[str, ...]) -> str:
+    """SQL of (one_id, id_type, namespace, id) of the `wanted` identifiers of the `exported`
+    one_ids. The vault's phones are read here and hashed, never written."""
+    tables = duck.table_names(con)
+    parts = [
+        f"select m.one_id, '{kind}' as id_type, m.namespace, m.identifier as id "
+        f"from {IDENTITY_MAP} m join exported e using (one_id) "
+        f"where m.identifier_type = '{ID_TYPES[kind]}'"
+        for kind in wanted
+        if kind in ID_TYPES
+    ]
+    if "phone_sha256" in wanted and "vault.pii" in tables:
+        # A mainland number hashes as its 11 digits (what WeChat/Tencent ads, Ocean Engine and
+        # Alibaba's DMPs take); another country's as its E.164 digits without the +.
+        parts.append(
+            "select m.one_id, 'phone_sha256' as id_type, null as namespace, sha256(case "
+            "when v.value like '+86%' then substr(v.value, 4) else substr(v.value, 2) end) "
+            f"from {IDENTITY_MAP} m join exported e using (one_id) "
+            "join vault.pii v on v.kind = 'phone' and v.token = m.identifier "
+            "where m.identifier_type = 'phone'"
+        )
+    if IDENTITY_MAP not in tables or not parts:
+        return (
+            "select null::varchar as one_id, null::varchar as id_type, "
+            "null::varchar as namespace, null::varchar as id where false"
+        )
+    return " union ".join(parts)
+
+
+def _files(settings: Settings, segment: Segment, members, before) -> dict:
+    """Arrow (one_id, id_type, namespace, id), sorted, of the `members`, of those `added` since
+    the previous export's members `before` and of those `removed` (with the ids One-ID knows
+    now: a tool deletes by them)."""
     import pyarrow as pa
 
     schema = pa.schema([(c, pa.string()) for c in ID_COLUMNS])
-    if not one_ids or not lake.is_delta(lake.table_path("silver", "identity_map", settings)):
-        return schema.empty_table()
     con = duck.connect(settings, layers=("silver", "vault"))
     try:
-        con.register("exported", pa.table({"one_id": sorted(one_ids)}))
-        tables = duck.table_names(con)
-        parts = [
-            f"select m.one_id, '{kind}' as id_type, m.namespace, m.identifier as id "
-            f"from {IDENTITY_MAP} m join exported e using (one_id) "
-            f"where m.identifier_type = '{ID_TYPES[kind]}'"
-            for kind in wanted
-            if kind in ID_TYPES
-        ]
-        if "phone_sha256" in wanted and "vault.pii" in tables:
-            # A mainland number hashes as its 11 digits (what WeChat/Tencent ads, Ocean Engine and
-            # Alibaba's DMPs take); another country's as its E.164 digits without the +.
-            parts.append(
-                "select m.one_id, 'phone_sha256' as id_type, null as namespace, sha256(case "
-                "when v.value like '+86%' then substr(v.value, 4) else substr(v.value, 2) end) "
-                f"from {IDENTITY_MAP} m join exported e using (one_id) "
-                "join vault.pii v on v.kind = 'phone' and v.token = m.identifier "
-                "where m.identifier_type = 'phone'"
-            )
-        if not parts:
-            return schema.empty_table()
-        query = " union ".join(parts) + " order by 1, 2, 3, 4"
-        return con.sql(query).to_arrow_table().cast(schema)
+        con.register("members", members)
+        con.register("before", before)
+        con.execute(
+            "create temp table exported as "
+            "select one_id, not exists (select 1 from before b where b.one_id = m.one_id) "
+            "as added, false as removed from members m union all "
+            "select one_id, false, true from before b "
+            "where not exists (select 1 from members m where m.one_id = b.one_id)"
+        )
+        con.execute(
+            f"create temp table ids as select i.*, e.added, e.removed from "
+            f"({_id_rows(con, segment.identifiers)}) i join exported e using (one_id)"
+        )
+
+        def rows(where: str):
+            query = f"select {', '.join(ID_COLUMNS)} from ids where {where} order by 1, 2, 3, 4"
+            return con.sql(query).to_arrow_table().cast(schema)
+
+        counts = con.execute(
+            "select count(*) filter (where added), count(*) filter (where removed) from exported"
+        ).fetchall()[0]
+        return {
+            "members": rows("not removed"),
+            "added": rows("added"),
+            "removed": rows("removed"),
+            "counts": {"added": counts[0], "removed": counts[1]},
+        }
     finally:
         con.close()
 
 
-def _previous(settings: Settings, segment: str, as_of: date) -> tuple[date | None, set[str]]:
-    """The segment's last export before `as_of` (its date, by ops.segment_exports) and its
-    members (that date's partition of silver.segment_members)."""
+def _previous(settings: Settings, segment: str, as_of: date):
+    """The segment's last export before `as_of` (its date, by ops.segment_exports; None) and its
+    members (Arrow one_id: that date's partition of silver.segment_members)."""
     log = lake.table_path("ops", EXPORTS_LOG, settings)
     members = lake.table_path("silver", MEMBERS_TABLE, settings)
+    import pyarrow as pa
+
+    none = pa.table({"one_id": pa.array([], pa.string())})
     if not (lake.is_delta(log) and lake.is_delta(members)):
-        return None, set()
+        return None, none
     name = lake.sql_literal(segment)
     days = lake.read_arrow(
         log, f"segment = {name} and as_of < DATE '{as_of.isoformat()}'", columns=["as_of"]
     ).column("as_of")
     if not len(days):
-        return None, set()
+        return None, none
     last = max(days.to_pylist())
     rows = lake.read_arrow(
         members, f"segment = {name} and as_of = DATE '{last.isoformat()}'", columns=["one_id"]
     )
-    return last, set(rows.column("one_id").to_pylist())
+    return last, rows
 
 
 def _id_changes(settings: Settings, since: date | None, as_of: date):
@@ -207,16 +249,18 @@ def _write(table, path: Path, fmt: str) -> None:
         pcsv.write_csv(table, path)
 
 
-def _keep_members(settings: Settings, segment: Segment, as_of: date, members: list[str]) -> None:
-    """The export's members as the segment's partition of `as_of` in silver.segment_members."""
+def _keep_members(settings: Settings, segment: Segment, as_of: date, members) -> None:
+    """The export's members (Arrow one_id) as the segment's partition of `as_of` in
+    silver.segment_members."""
     import pyarrow as pa
 
+    n = members.num_rows
     data = pa.table(
         {
-            "segment": pa.array([segment.name] * len(members), pa.string()),
-            "one_id": pa.array(members, pa.string()),
-            "version": pa.array([segment.version] * len(members), pa.int32()),
-            "as_of": pa.array([as_of] * len(members), pa.date32()),
+            "segment": pa.repeat(pa.scalar(segment.name, pa.string()), n),
+            "one_id": members.column("one_id").cast(pa.string()),
+            "version": pa.repeat(pa.scalar(segment.version, pa.int32()), n),
+            "as_of": pa.repeat(pa.scalar(as_of, pa.date32()), n),
         }
     )
     lake.replace_day_arrow(
@@ -277,29 +321,20 @@ def export_segment(
 ) -> ExportResult:
     """Export segment `name` as of `as_of` (see the module's docstring); `definitions`: another
     segments file than jobs/segments/definitions.yaml."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
 
     settings = settings or get_settings()
     as_of = as_of or date.today()
     if fmt not in FORMATS:
         raise CdpError(f"format {fmt!r}: expected one of {', '.join(FORMATS)}")
     segment = get_segment(name, definitions) if definitions else get_segment(name)
-    matched, granted = _matched(settings, segment)
-    members = sorted(granted)
+    matched, members = _members(settings, segment)
     since, before = _previous(settings, name, as_of)
-    added = set(members) - before
-    removed = before - set(members)
-    # The ids of removed customers are those One-ID knows now (a tool deletes by them).
-    ids = _identifiers(settings, set(members) | removed, segment.identifiers)
+    made = _files(settings, segment, members, before)
     changes = _id_changes(settings, since, as_of)
-
-    def rows_of(keys: set[str]):
-        return ids.filter(pc.is_in(ids.column("one_id"), pa.array(sorted(keys), pa.string())))
-
-    files = {"added": rows_of(added), "removed": rows_of(removed), "id_changes": changes}
+    files = {"added": made["added"], "removed": made["removed"], "id_changes": changes}
     if not incremental:
-        files = {"members": rows_of(set(members)), **files}
+        files = {"members": made["members"], **files}
+    added, removed = made["counts"]["added"], made["counts"]["removed"]
     relative = f"{name}/{as_of.isoformat()}{'.incremental' if incremental else ''}"
     written = {f"{key}.{fmt}": table for key, table in files.items()}
     manifest = {
@@ -315,10 +350,10 @@ def export_segment(
         "columns": list(ID_COLUMNS),
         "previous_export": since.isoformat() if since else None,
         "counts": {
-            "members": len(members),
-            "added": len(added),
-            "removed": len(removed),
-            "no_consent": len(matched) - len(members),
+            "members": members.num_rows,
+            "added": added,
+            "removed": removed,
+            "no_consent": matched - members.num_rows,
             "id_changes": changes.num_rows,
             **{f"{k}_rows": t.num_rows for k, t in files.items() if k != "id_changes"},
         },
@@ -334,10 +369,10 @@ def export_segment(
     return ExportResult(
         name,
         f"{_destination(to, settings)[1]}/{relative}",
-        len(members),
-        len(added),
-        len(removed),
-        len(matched) - len(members),
+        members.num_rows,
+        added,
+        removed,
+        matched - members.num_rows,
         main.num_rows,
     )
 
