@@ -642,7 +642,7 @@ def segments_export(
 
     r = export_segment(
         name,
-        _date(as_of) if as_of else date.today(),
+        _date(as_of),
         fmt=fmt,
         to=to,
         incremental=incremental,

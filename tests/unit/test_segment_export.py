@@ -266,3 +266,22 @@ def test_a_customers_profile_has_its_360_row_and_the_segments_of_their_latest_ex
     assert customer_360("a", lake).segments == ["repeat_buyers"]
     with pytest.raises(CdpError, match="no customer 'zz'"):
         customer_360("zz", lake)
+
+
+def test_the_command_line_exports_parquet_to_a_folder_and_prints_a_profile(lake, tmp_path):
+    from tests.unit.test_cli import cdp
+
+    _world(lake)
+    args = ("segments", "export", "high_value", "--date", "2026-11-21", "--format", "parquet")
+    out = cdp(*args, "--to", str(tmp_path / "outbox"))
+    assert out.returncode == 0, out.stderr
+    assert "high_value: 2 members (+2 / -0; 2 without consent left out)" in out.stdout
+    folder = tmp_path / "outbox" / "high_value" / "2026-11-21"
+    assert pq.read_table(folder / "members.parquet").num_rows == 4
+    incremental = cdp(*args, "--incremental")  # the same day again, to the exports folder
+    assert incremental.returncode == 0, incremental.stderr
+    assert (Path(lake.exports_dir) / "high_value" / "2026-11-21.incremental").is_dir()
+    shown = cdp("profile", "b")
+    assert shown.returncode == 0, shown.stderr
+    assert "high_value" in shown.stdout
+    assert "320.0" in shown.stdout
