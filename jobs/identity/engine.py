@@ -13,6 +13,7 @@ from the engine (`sha`, `epoch`, `matches`, `sorted_join`).
 
 from __future__ import annotations
 
+from contextlib import ExitStack
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
@@ -229,12 +230,20 @@ class SparkEngine:
 
     name = "spark"
 
-    def __init__(self, spark: SparkSession, max_in_memory_edges: int = 0) -> None:
+    def __init__(
+        self, spark: SparkSession, max_in_memory_edges: int = 0, *, small: bool = False
+    ) -> None:
         self.spark = spark
         self.max_in_memory_edges = max_in_memory_edges
         self.frames: dict[str, DataFrame] = {}
+        # small inputs (a test, a forced run): small-data settings while in `with`
+        self.small_input = small
+        self._settings = ExitStack()
 
     def __enter__(self) -> SparkEngine:
+        from jobs.common.spark import small_data
+
+        self._settings.enter_context(small_data(self.spark, self.small_input))
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -245,6 +254,7 @@ class SparkEngine:
         for name in self.frames:
             self.spark.catalog.dropTempView(name)
         self.frames.clear()
+        self._settings.close()
 
     def register(self, name: str, data: object) -> None:
         import pyarrow as pa

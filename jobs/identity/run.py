@@ -79,7 +79,8 @@ def open_engine(
 ) -> Engine:
     """DuckDB over the tables' Arrow datasets when they are small enough, else Spark; the
     tables' rows matching `where` (a SQL predicate), or all."""
-    if lake.table_rows(paths.values()) <= settings.identity.max_in_memory_edges:
+    rows = lake.table_rows(paths.values())
+    if rows <= settings.identity.max_in_memory_edges:
         temp = Path(settings.var_dir) / "tmp" / "identity"
         temp.mkdir(parents=True, exist_ok=True)
         engine: Engine = DuckEngine(temp_dir=str(temp))
@@ -94,7 +95,9 @@ def open_engine(
     from jobs.common.spark import get_spark
 
     spark = get_spark()
-    engine = SparkEngine(spark, settings.identity.max_in_memory_edges)
+    # Spark for small tables only when asked (max_in_memory_edges 0): small-data settings then.
+    small = rows <= settings.silver.arrow_max_rows
+    engine = SparkEngine(spark, settings.identity.max_in_memory_edges, small=small)
     for name, path in paths.items():
         frame = spark.read.format("delta").load(path)
         engine.register(f"t_{name}", frame.where(where) if where else frame)
