@@ -39,6 +39,7 @@ IDENTIFIERS = {
     "wechat_openid": "an openid, per app (namespace: the appid)",
     "wecom_external_userid": "the WeCom external_userid, per corp (namespace: the corp)",
 }
+_NAME = re.compile(r"^[a-z0-9_]+$")
 LISTS = ("tags", "any_tags", "not_tags", "lifecycle_stage", "rfm_segment", "rfm_class")
 KEYS = {"version", "description", "purpose", "identifiers", "where", *LISTS}
 
@@ -130,6 +131,8 @@ def _segment(name: str, spec: object, defaults: dict, path: Path, line: int, kno
     from jobs.silver.consents import load_config
 
     where = f"{path.name} line {line}: segment {name!r}"
+    if not _NAME.match(name):  # it names folders and files of the exports
+        raise CdpError(f"{where}: a segment's name is lower-case letters, digits and _")
 
     if not isinstance(spec, dict):
         raise CdpError(f"{where}: a segment is a mapping of conditions, got {spec!r}")

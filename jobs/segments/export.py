@@ -321,7 +321,6 @@ def export_segment(
 ) -> ExportResult:
     """Export segment `name` as of `as_of` (see the module's docstring); `definitions`: another
     segments file than jobs/segments/definitions.yaml."""
-
     settings = settings or get_settings()
     as_of = as_of or date.today()
     if fmt not in FORMATS:

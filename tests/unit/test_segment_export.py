@@ -207,6 +207,13 @@ def test_a_bad_definition_names_its_line_and_what_was_expected(tmp_path, body, m
         load_segments(path)
 
 
+def test_a_segment_name_that_could_leave_the_exports_folder_is_refused(tmp_path):
+    path = tmp_path / "segments.yaml"
+    path.write_text("segments:\n  ../vip: {purpose: ads_audience}\n", encoding="utf-8")
+    with pytest.raises(CdpError, match=r"line 2: segment '../vip': a segment's name is lower"):
+        load_segments(path)
+
+
 def test_templated_tags_and_stages_compile_to_one_condition(tmp_path):
     path = tmp_path / "segments.yaml"
     path.write_text(
