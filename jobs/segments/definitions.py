@@ -133,7 +133,6 @@ def _segment(name: str, spec: object, defaults: dict, path: Path, line: int, kno
     where = f"{path.name} line {line}: segment {name!r}"
     if not _NAME.match(name):  # it names folders and files of the exports
         raise CdpError(f"{where}: a segment's name is lower-case letters, digits and _")
-
     if not isinstance(spec, dict):
         raise CdpError(f"{where}: a segment is a mapping of conditions, got {spec!r}")
     unknown = sorted(set(spec) - KEYS)
