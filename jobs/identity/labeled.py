@@ -82,7 +82,7 @@ def evaluate_lake(
             engine.register("idmap", lake.read_arrow(idmap_path))
             record_one_ids(engine, "resolved", "idmap")
             resolved = engine.arrow("resolved")
-        return evaluate(labeled_one_ids(resolved, truth_dir, mapping), truth_dir, datasets=datasets)
+    return evaluate(labeled_one_ids(resolved, truth_dir, mapping), truth_dir, datasets=datasets)
 
 
 def labeled_one_ids(resolved, truth_dir: Path, mapping: TruthMapping):

@@ -21,17 +21,6 @@ class Profile:
     segments: list[str]  # the segments of the latest export holding the customer
 
 
-def _rows(path: str, where: str, columns: str = "*") -> list[dict]:
-    """The rows of a Delta table matching `where`, as dicts (delta-rs's query engine prunes the
-    files by their statistics; no schema round trip, which `lake.read_arrow` makes for typed
-    Arrow and a single row does not need)."""
-    import pyarrow as pa
-    from deltalake import DeltaTable, QueryBuilder
-
-    query = QueryBuilder().register("t", DeltaTable(path))
-    return pa.table(query.execute(f"SELECT {columns} FROM t WHERE {where}").read_all()).to_pylist()
-
-
 def _segments(one_id: str, settings: Settings) -> list[str]:
     """The segments whose latest export (ops.segment_exports) holds the customer: only those
     dates' partitions of silver.segment_members are read."""
@@ -39,18 +28,18 @@ def _segments(one_id: str, settings: Settings) -> list[str]:
     members = lake.table_path("silver", "segment_members", settings)
     if not (lake.is_delta(log) and lake.is_delta(members)):
         return []
-    exports = _rows(log, "true", "segment, as_of")
+    exports = lake.read_arrow(log, columns=["segment", "as_of"]).to_pylist()
     last: dict[str, object] = {}
     for e in exports:
         last[e["segment"]] = max(e["as_of"], last.get(e["segment"], e["as_of"]))
     if not last:
         return []
     days = sorted(set(last.values()))
-    rows = _rows(
+    rows = lake.read_arrow(
         members,
         f"{lake.sql_in('as_of', days)} and one_id = {lake.sql_literal(one_id)}",
-        "segment, as_of",
-    )
+        ["segment", "as_of"],
+    ).to_pylist()
     return sorted({r["segment"] for r in rows if last.get(r["segment"]) == r["as_of"]})
 
 
@@ -60,7 +49,7 @@ def customer_360(one_id: str, settings: Settings | None = None) -> Profile:
     path = lake.table_path("gold", "customer_360", settings)
     if not lake.is_delta(path):
         raise CdpError("gold.customer_360 does not exist yet: run the daily batch first")
-    rows = _rows(path, f"one_id = {lake.sql_literal(one_id)}")
+    rows = lake.read_arrow(path, f"one_id = {lake.sql_literal(one_id)}").to_pylist()
     if not rows:
         raise CdpError(f"no customer {one_id!r} in gold.customer_360")
     return Profile(one_id, rows[0], _segments(one_id, settings))

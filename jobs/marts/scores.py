@@ -192,8 +192,7 @@ def score_customers(logical_date: date, as_of: date, settings: Settings | None =
     started = time.monotonic()
     if not spark.catalog.tableExists("silver.identity_records"):
         return {"skipped": "silver.identity_records does not exist yet: run One-ID first"}
-    orders = lake.table_rows([lake.table_path("silver", "orders", settings)])
-    with small_data(spark, orders <= settings.silver.arrow_max_rows), _orders_view(spark):
+    with small_data(spark, lake.small_silver(settings)), _orders_view(spark):
         now = compute(spark, as_of)
         for name, table in (
             ("customer_rfm", now.rfm),

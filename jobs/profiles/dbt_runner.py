@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from jobs.common.errors import CdpError
-from jobs.common.lake import is_delta, register_tables, table_path, table_rows
+from jobs.common.lake import register_tables, small_silver, table_path
 from jobs.common.settings import Settings, get_settings
 from jobs.common.spark import get_spark, small_data
 
@@ -138,8 +138,7 @@ def run_dbt(
     full_args = dbt_args(args, settings, as_of)
 
     # A small lake (a demo day) runs each of dbt's many small statements on small-data settings.
-    orders = table_path("silver", "orders", settings)
-    small = not is_delta(orders) or table_rows([orders]) <= settings.silver.arrow_max_rows
+    small = small_silver(settings)
     ansi = spark.conf.get(_ANSI, None)
     try:
         with _dbt_environment(settings), small_data(spark, small):
