@@ -464,7 +464,7 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=2)
     parser.add_argument(
         "--only",
-        choices=["ingest", "silver", "identity", "identity_delta", "segments"],
+        choices=["ingest", "silver", "identity", "identity_delta", "scores", "segments"],
         help="one kind of benchmark (default: all)",
     )
     parser.add_argument(
@@ -495,7 +495,8 @@ def main() -> None:
             for r in results:
                 r["world"] = {"customers": args.customers, "made": "bench/segments.py"}
             return _report(results)
-        silver = args.only in (None, "silver", "identity", "identity_delta") or args.prepare
+        silver = args.only in (None, "silver", "identity", "identity_delta", "scores")
+        silver = silver or args.prepare
         world = _world(tmp, args.customers, args.days, end, every_source=silver)
         print(f"simulated {args.customers:,} customers x {args.days} days in {world['seconds']} s")
         if args.prepare:
@@ -508,6 +509,10 @@ def main() -> None:
             results.append(bench_identity(days_, args.distributed_timeout))
         if args.only in (None, "identity_delta"):
             results.append(bench_identity_delta(days_))
+        if args.only in (None, "scores"):
+            from bench.scores import bench_scores
+
+            results.append(bench_scores(days_))
         for r in results:
             r["world"] = {"customers": args.customers, "days": args.days, **world}
     finally:

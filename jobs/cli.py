@@ -187,6 +187,30 @@ def run_daily(day: DateOpt = None, first: FromOpt = None, last: ToOpt = None):
             console.print(f"  {fn.__name__}: {result}")
 
 
+@run_app.command("scores")
+def run_scores(
+    day: DateOpt = None,
+    full: Annotated[
+        bool, typer.Option("--full", help="Score every customer, not the day's delta.")
+    ] = False,
+):
+    """Score the customers: features, RFM, LTV, stages and tags (the day's delta when the last
+    run allows, else every customer), as the daily batch's score_customers step does."""
+    from jobs.daily import score_customers
+
+    r = score_customers(_date(day), mode="full" if full else "auto")
+    if "mode" not in r:
+        console.print(r.get("skipped", r))
+        return
+    console.print(
+        f"{r['mode']} run ({r['why']}) as of {r['as_of']}: {r['rescored_customers']:,} of "
+        f"{r['feature_customers']:,} customers scored again; RFM {r['rfm_customers']:,}, "
+        f"LTV {r['ltv_customers']:,} ({'fitted' if r['ltv_fitted'] else 'last fit'}"
+        f"{'; ' + r['ltv_skipped'] if r['ltv_skipped'] else ''}); {r['tag_rows']:,} stage and "
+        f"tag rows; {r['seconds']} s"
+    )
+
+
 @app.command("dag-test")
 def dag_test(
     day: DateOpt = None, first: FromOpt = None, last: ToOpt = None, dag_id: str = "cdp_daily"

@@ -301,13 +301,16 @@ def marts_as_of(logical_date: date, settings: Settings | None = None) -> date:
     return max(logical_date, latest) if latest else logical_date
 
 
-def score_customers(logical_date: date, settings: Settings | None = None) -> dict:
+def score_customers(
+    logical_date: date, settings: Settings | None = None, *, mode: str = "auto"
+) -> dict:
     """Features, RFM and LTV per one_id (silver.customer_features, customer_rfm, customer_ltv)
-    and the day's lifecycle stages and tags (silver.customer_tag_days): jobs/marts/scores.py."""
+    and the day's lifecycle stages and tags (silver.customer_tag_days): jobs/marts/scores.py.
+    Daily, the day's delta (jobs/marts/delta.py); `mode="full"`: every customer."""
     from jobs.marts.scores import score_customers as run
 
     settings = settings or get_settings()
-    return run(logical_date, marts_as_of(logical_date, settings), settings)
+    return run(logical_date, marts_as_of(logical_date, settings), settings, mode=mode)
 
 
 def publish_marts(logical_date: date, settings: Settings | None = None) -> dict:

@@ -408,14 +408,22 @@ def list_tables(settings: Settings | None = None) -> list[tuple[str, str, str]]:
     return found
 
 
-def register_tables(spark: SparkSession, settings: Settings | None = None) -> list[str]:
-    """Make every lake table visible as ``<layer>.<table>`` in this session's catalog.
+def register_tables(
+    spark: SparkSession, settings: Settings | None = None, only: Iterable[str] | None = None
+) -> list[str]:
+    """Make every lake table (or those of `only`, ``<layer>.<table>`` names) visible as
+    ``<layer>.<table>`` in this session's catalog.
 
     Entries are re-pointed when a table already registered lives elsewhere (a long-lived session
     that switched lakes, as in tests). Tables are external: dropping an entry never touches data.
+    Each entry reads its table's log (about a second at the daily batch's sizes), so a step
+    that reads a few tables names them; entries of other tables are dropped.
     """
     names = []
+    wanted = set(only) if only is not None else None
     for layer, name, path in list_tables(settings):
+        if wanted is not None and f"{layer}.{name}" not in wanted:
+            continue
         qualified = f"`{layer}`.`{name}`"
         spark.sql(f"CREATE DATABASE IF NOT EXISTS `{layer}`")
         if spark.catalog.tableExists(f"{layer}.{name}"):
@@ -427,7 +435,8 @@ def register_tables(spark: SparkSession, settings: Settings | None = None) -> li
         spark.sql(f"CREATE TABLE {qualified} USING DELTA LOCATION '{path}'")
         names.append(f"{layer}.{name}")
     # Entries of tables this lake does not have (a session that switched lakes) would make a
-    # model that creates that table write to the other lake's location: drop them.
+    # model that creates that table write to the other lake's location: drop them, and those
+    # not asked for (a later step registers what it reads).
     for layer in LAYERS:
         if not spark.catalog.databaseExists(layer):
             continue

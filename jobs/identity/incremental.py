@@ -48,6 +48,9 @@ if TYPE_CHECKING:
 
 STATE = "identity_occurrences"  # silver: rule, record_key, seen_at, type, namespace, id, one_id
 RUNS = "identity_runs"  # ops: one row per run
+# silver: the profiles each delta re-resolved (run_id, one_id: the closure's old profiles and
+# the new ones), so the daily scores redo those customers and no others (jobs/marts/delta.py)
+TOUCHED = "identity_touched"
 MANUAL_RULE = "manual_merge"  # the records operators' merges add; never part of the state
 MAX_CLOSURE_ROUNDS = 50  # each adds at least one value; a chain longer than this is a bug
 OCC = "rule, record_key, seen_at, identifier_type, namespace, identifier"

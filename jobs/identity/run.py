@@ -16,7 +16,8 @@ the guarded identity graph -> stable one_ids -> the identity tables in silver.
 - `silver.customers`: one row per one_id (since when, identifiers, latest phone token, card).
 - `silver.identity_occurrences`: every record's ids and one_id, the state the daily delta
   starts from; `silver.identity_models`: each matching's Splink model, as a full run trained
-  it; `ops.identity_runs`: each run's date, mode and what it changed.
+  it; `ops.identity_runs`: each run's id, date, mode and what it changed;
+  `silver.identity_touched`: the profiles each delta re-resolved (what the scores redo).
 
 Where it runs (jobs/identity/engine.py): in this process on DuckDB when the rules' silver tables
 hold at most `identity.max_in_memory_edges` records, on Spark beyond. A day's run resolves only
@@ -27,6 +28,7 @@ and trains the matching models again.
 from __future__ import annotations
 
 import time
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -226,8 +228,9 @@ def run_identity(
     current = incremental.fingerprint(registry, operator)
     last = incremental.last_run(settings)
     chosen, why = incremental.choose_mode(mode, last, current, logical_date, settings)
+    run_id = uuid.uuid4().hex
     if chosen == "incremental":
-        result = _run_delta(logical_date, settings, registry, operator, last)
+        result = _run_delta(logical_date, settings, registry, operator, last, run_id)
     else:
         result = _run_full(logical_date, settings, registry, operator, retrain=retrain)
     if result is None:
@@ -237,6 +240,7 @@ def run_identity(
     incremental.record_run(
         settings,
         {
+            "run_id": run_id,
             "logical_date": logical_date,
             "mode": chosen,
             "fingerprint": current,
@@ -285,13 +289,14 @@ def _run_delta(
     registry: Registry,
     operator: Controls,
     last: incremental.LastRun,
+    run_id: str,
 ) -> dict | None:
     """The daily delta (jobs/identity/incremental.py) on the engine the tables' size asks for."""
     paths = rule_tables(registry, settings)
     first = incremental.since(last, logical_date)
     day_rows = f"_logical_date >= DATE '{first.isoformat()}'"
     with open_engine(settings, registry, paths, where=day_rows) as engine:
-        return _delta(engine, logical_date, settings, registry, operator, paths)
+        return _delta(engine, logical_date, settings, registry, operator, paths, run_id)
 
 
 def _delta(
@@ -301,6 +306,7 @@ def _delta(
     registry: Registry,
     operator: Controls,
     paths: dict[str, str],
+    run_id: str,
 ) -> dict | None:
     """The delta on the engine holding the day's rows of the rule tables (`t_<table>`)."""
     day_tables = {n for n in paths if engine.count(f"t_{n}")}
@@ -385,6 +391,7 @@ def _delta(
         sources={name: f"{name}_spliced" for name in incremental.SPLICED},
         state_layer=True,
     )
+    _write_touched(engine, settings, run_id)
     return {
         **_counts(engine, spliced=True),
         **counts,
@@ -531,6 +538,20 @@ def _write(
     updates = engine.utc_arrow("identity_updates")
     if updates.num_rows or not lake.is_delta(path["identity_updates"]):
         lake.merge_arrow(updates, path["identity_updates"], keys=UPDATE_KEYS)
+
+
+def _write_touched(engine: Engine, settings: Settings, run_id: str) -> None:
+    """The profiles the delta re-resolved, old and new, under the run's id (appended)."""
+    engine.run(
+        "touched",
+        f"select distinct {quote(run_id)} as run_id, one_id from ("
+        "select one_id from closure_profiles union all select one_id from customers) t",
+    )
+    path = lake.table_path("silver", incremental.TOUCHED, settings)
+    if isinstance(engine, SparkEngine):
+        lake.append(engine.frame("touched"), path)
+    else:
+        lake.append_arrow(engine.utc_arrow("touched"), path)
 
 
 def _write_matches(engine: Engine, settings: Settings) -> None:

@@ -84,8 +84,8 @@ def bought_orders(orders, as_of: date):
 
 def order_features(orders, items, as_of: date, settings: FeatureSettings):
     """first/last order, orders, GMV, AOV, refund rate, purchase cycle, platforms, channels,
-    top category and its share of spend, price band."""
-    F, W = _f(), _window()
+    top category and its share of spend (the price band compares customers: `price_bands_sql`)."""
+    F = _f()
     paid = paid_orders(orders, as_of)
     offline = F.lower("source").isin(*settings.offline_sources)
     base = paid.groupBy("one_id").agg(
@@ -127,17 +127,28 @@ def order_features(orders, items, as_of: date, settings: FeatureSettings):
         )
         .select("one_id", (F.col("refunded") / F.col("bought")).alias("refund_rate"))
     )
-    # the price band: tertiles of AOV among buyers, equal AOVs in one band (no row tie-break)
-    bands = len(settings.price_bands)
-    band_index = F.floor(
-        bands * (F.rank().over(W.orderBy("aov")) - 1) / F.count("*").over(W.partitionBy())
-    ).cast("int")
-    names = F.array(*(F.lit(b) for b in settings.price_bands))
-    base = base.withColumn("price_band", F.element_at(names, band_index + 1))
     out = base.join(refunds, "one_id", "left").drop("purchase_days")
     if items is not None:  # no item export yet: no category preference
         out = out.join(category_features(paid, items), "one_id", "left")
     return out
+
+
+def price_bands_sql(table: str, settings: FeatureSettings | None = None) -> str:
+    """DuckDB SQL: the rows of `table` (customer features) with each buyer's price band, the
+    bands of AOV among all buyers (tertiles by default); equal AOVs share a band, with no row
+    tie-break. It compares every customer with every other, so the daily scores set it over
+    the whole table once the customers' own features are in (jobs/marts/scores.py), in a full
+    run and in the day's delta alike."""
+    settings = settings or load_settings()
+    names = ", ".join("'" + b.replace("'", "''") + "'" for b in settings.price_bands)
+    bands = len(settings.price_bands)
+    return f"""
+        select * replace (
+            case when aov is not null then list_value({names})[1 + cast(floor(
+                {bands} * (rank() over (order by aov) - 1) / count(aov) over ()) as integer)]
+            end as price_band)
+        from {table}
+    """
 
 
 def category_features(paid, items):

@@ -52,6 +52,7 @@ class LtvRules(Strict):
     monthly_discount_rate: float = Field(default=0.01, ge=0, lt=1)
     min_repeat_customers: int = Field(default=20, ge=1)
     min_history_days: int = Field(default=90, ge=1)
+    refit_days: int = Field(default=7, ge=0)
     churn: Churn = Churn()
 
 
@@ -137,10 +138,16 @@ def _quiet():
         yield
 
 
-def predict(summary: pd.DataFrame, as_of: date, rules: LtvRules | None = None) -> tuple:
+def predict(
+    summary: pd.DataFrame,
+    as_of: date,
+    rules: LtvRules | None = None,
+    fitted: Fit | None = None,
+) -> tuple:
     """Fit BG/NBD (purchases) and Gamma-Gamma (spend) on `summary` and score each customer:
     p_alive, expected_purchases_90d, expected_spend, clv_12m, churn_risk, churn_reason.
-    Returns (scores, Fit)."""
+    With `fitted` (an earlier fit's parameters), score with those instead of fitting: the
+    daily delta between refits. Returns (scores, Fit)."""
     rules = rules or load_rules()
     out = summary.reset_index(drop=True).copy()
     repeaters = out[(out["frequency"] > 0) & (out["monetary_value"] > 0)]
@@ -148,7 +155,11 @@ def predict(summary: pd.DataFrame, as_of: date, rules: LtvRules | None = None) -
     for column in PREDICTIONS:
         out[column] = float("nan")
     history = int(out["T"].max() * PERIOD_DAYS[rules.freq]) if len(out) else 0
-    if len(repeaters) < rules.min_repeat_customers:
+    if fitted is not None:
+        fit.bgnbd, fit.gamma_gamma, fit.skipped = fitted.bgnbd, fitted.gamma_gamma, fitted.skipped
+        if fitted.bgnbd and len(out):
+            _fit_models(out, repeaters, rules, fit, given=fitted)
+    elif len(repeaters) < rules.min_repeat_customers:
         fit.skipped = (
             f"{len(repeaters)} repeat customers, fewer than min_repeat_customers "
             f"({rules.min_repeat_customers}): the models were not fitted"
@@ -164,26 +175,56 @@ def predict(summary: pd.DataFrame, as_of: date, rules: LtvRules | None = None) -
     return out, fit
 
 
-def _fit_models(out: pd.DataFrame, repeaters: pd.DataFrame, rules: LtvRules, fit: Fit) -> None:
+def _posterior(model, params: dict[str, float]) -> None:
+    """Give a built model `params` as its fit (one chain, one draw): its predictions are then
+    the library's own formulas at those values, as after `fit`."""
+    import arviz as az
+    import xarray as xr
+
+    model.build_model()
+    model.idata = az.InferenceData(
+        posterior=xr.Dataset(
+            {k: (("chain", "draw"), [[v]]) for k, v in params.items()},
+            coords={"chain": [0], "draw": [0]},
+        )
+    )
+
+
+def _fit_models(
+    out: pd.DataFrame,
+    repeaters: pd.DataFrame,
+    rules: LtvRules,
+    fit: Fit,
+    given: Fit | None = None,
+) -> None:
+    """Fit both models (or, `given`, take its parameters) and score every customer of `out`."""
     from pymc_marketing.clv import BetaGeoModel, GammaGammaModel
 
     with _quiet():
         data = out[["customer_id", "frequency", "recency", "T", "monetary_value"]]
         bg = BetaGeoModel(data=data, model_config=_flat("r alpha a b"))
-        bg.fit(method="map", progressbar=False)
-        fit.bgnbd = {k: float(bg.fit_result[k].mean()) for k in ("r", "alpha", "a", "b")}
+        if given is None:
+            bg.fit(method="map", progressbar=False)
+            fit.bgnbd = {k: float(bg.fit_result[k].mean()) for k in ("r", "alpha", "a", "b")}
+        else:
+            _posterior(bg, given.bgnbd)
         ids = out["customer_id"]
         out["p_alive"] = _values(bg.expected_probability_alive(data=data), ids)
         horizon = 90 / PERIOD_DAYS[rules.freq]
         out["expected_purchases_90d"] = _values(
             bg.expected_purchases(data=data, future_t=horizon), ids
         )
+        if given is not None and (not given.gamma_gamma or repeaters.empty):
+            return
         gg = GammaGammaModel(
             data=repeaters[["customer_id", "frequency", "monetary_value"]],
             model_config=_flat("p q v"),
         )
-        gg.fit(method="map", progressbar=False)
-        fit.gamma_gamma = {k: float(gg.fit_result[k].mean()) for k in ("p", "q", "v")}
+        if given is None:
+            gg.fit(method="map", progressbar=False)
+            fit.gamma_gamma = {k: float(gg.fit_result[k].mean()) for k in ("p", "q", "v")}
+        else:
+            _posterior(gg, given.gamma_gamma)
         if fit.gamma_gamma["q"] <= 1:
             fit.skipped = (
                 f"Gamma-Gamma's q = {fit.gamma_gamma['q']:.3f} <= 1: mean spend is unbounded, "

@@ -94,16 +94,17 @@ class RfmRules(Strict):
         return self
 
 
-def paid_orders_sql() -> str:
+def paid_orders_sql(records: str = "silver.identity_records") -> str:
     """customer_id (one_id), source, order_id, order_date, amount of every silver order that
-    counts: paid, shipped or completed, neither test nor fake, with a one_id. Spark (the daily
-    scores) and DuckDB (`cdp report`) read it alike."""
+    counts: paid, shipped or completed, neither test nor fake, with a one_id (from `records`,
+    One-ID's records or some of them). Spark (the daily scores) and DuckDB (`cdp report`) read
+    it alike."""
     paid = ", ".join(f"'{s}'" for s in PAID_STATUSES)
     return f"""
         select r.one_id as customer_id, o.source, concat_ws('|', o.source, o.order_id) as order_id,
                cast(o.order_date as date) as order_date, cast(o.amount as decimal(18, 2)) as amount
         from silver.orders o
-        join silver.identity_records r
+        join {records} r
           on r.rule = 'order_buyer' and r.record_key = concat_ws('|', o.source, o.order_id)
         where lower(o.status) in ({paid})
           and not coalesce(o.is_test, false) and not coalesce(o.is_fake, false)

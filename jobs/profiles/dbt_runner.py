@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from jobs.common.errors import CdpError
-from jobs.common.lake import register_tables, small_silver, table_path
+from jobs.common.lake import list_tables, register_tables, small_silver, table_path
 from jobs.common.settings import Settings, get_settings
 from jobs.common.spark import get_spark, small_data
 
@@ -44,6 +44,21 @@ def dbt_dirs(settings: Settings) -> dict[str, str]:
         "target_path": str(work / "target"),
         "log_path": str(work / "logs"),
     }
+
+
+def project_tables(settings: Settings) -> list[str]:
+    """The lake tables dbt reads or writes: every source the project declares
+    (``<schema>.<table>``) and the gold tables its models write. Only these are registered
+    for a run: each registration reads its table's log, and the lake holds many more."""
+    from jobs.common.yamlio import load_yaml
+
+    names = []
+    for path in sorted(Path(settings.dbt.project_dir).glob("models/**/*.yml")):
+        for source in (load_yaml(path) or {}).get("sources") or []:
+            schema = source.get("schema") or source["name"]
+            names += [f"{schema}.{table['name']}" for table in source.get("tables") or []]
+    gold = [f"gold.{name}" for layer, name, _ in list_tables(settings) if layer == "gold"]
+    return names + gold
 
 
 def dbt_vars(as_of: date | None = None) -> dict[str, Any]:
@@ -134,7 +149,7 @@ def run_dbt(
 
     settings = settings or get_settings()
     spark = spark or get_spark("cdp-dbt", settings)
-    register_tables(spark, settings)
+    register_tables(spark, settings, only=project_tables(settings))
     full_args = dbt_args(args, settings, as_of)
 
     # A small lake (a demo day) runs each of dbt's many small statements on small-data settings.

@@ -5,8 +5,8 @@ one world, not one per test. The world has the simulator's usual mess (bad lines
 records, test orders, 刷单 rings, gifts, households) and canary contact details planted into its
 first day and into a brand's member list imported on the second
 (tests/fixtures/canaries.py). Each day runs the daily steps in this process, as
-`cdp run daily` does: ingest, the bronze gate, silver, One-ID; the last day also publishes the
-marts.
+`cdp run daily` does: ingest, the bronze gate, silver, One-ID, the scores; the last day also
+publishes the marts.
 
 Loaded by tests/conftest.py as a plugin, like the Kafka broker. Tests get the world's Settings
 and must pass them explicitly (the session's environment is restored after the build).
@@ -35,6 +35,7 @@ class SilverWorld:
     days: tuple[date, ...]
     results: dict  # day -> build_silver's result
     planted: dict  # dataset -> file the canaries went into
+    scores: dict  # day -> score_customers' result
 
 
 @pytest.fixture(scope="session")
@@ -65,7 +66,7 @@ def silver_world(tmp_path_factory: pytest.TempPathFactory, spark) -> SilverWorld
             canaries.MEMBER_LIST_MAPPING, source="brand_crm", dataset="customers", fmt="csv"
         )
         planted["import.customers"] = str(members)
-        results = {}
+        results, scores = {}, {}
         for day in days:
             if day == days[1]:  # a brand imports its member list on the second day
                 importer.run_import(members, spec, day, settings=settings)
@@ -73,9 +74,10 @@ def silver_world(tmp_path_factory: pytest.TempPathFactory, spark) -> SilverWorld
             daily.check_bronze(day, settings)
             results[day] = daily.build_silver(day, settings)
             daily.resolve_identity(day, settings)
-        daily.score_customers(days[-1], settings)
+            # scored every day, as cdp_daily does: the first in full, then the day's deltas
+            scores[day] = daily.score_customers(day, settings)
         daily.publish_marts(days[-1], settings)
     finally:
         mp.undo()
         get_settings.cache_clear()
-    return SilverWorld(settings, landing, days, results, planted)
+    return SilverWorld(settings, landing, days, results, planted, scores)

@@ -141,6 +141,18 @@ def test_predictions_are_in_range_and_rank_customers_sensibly(fitted):
     assert once.nunique() == 1
 
 
+def test_scoring_with_a_fits_parameters_gives_what_the_fit_gave(fitted, world):
+    """The daily delta between refits scores with the last fit's parameters: the same
+    predictions as the run that fitted them, however the customers are ordered."""
+    scores, fit = fitted
+    base = summary(world, ltv.load_rules())
+    again, given = ltv.predict(base.iloc[::-1], AS_OF, fitted=fit)
+    assert (given.bgnbd, given.gamma_gamma) == (fit.bgnbd, fit.gamma_gamma)
+    again = again.set_index("customer_id").loc[scores["customer_id"]].reset_index()
+    for column in (*ltv.PREDICTIONS, "churn_risk"):
+        pd.testing.assert_series_equal(again[column], scores[column], rtol=1e-9)
+
+
 def test_churn_flags_low_p_alive_and_silence_beyond_the_own_cycle(fitted):
     scores, _ = fitted
     rules = ltv.load_rules()
