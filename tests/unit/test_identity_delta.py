@@ -27,6 +27,15 @@ def _on(day: date, people: list[dict]) -> list[dict]:
     return [{**p, "day": day} for p in people]
 
 
+def _profiles(settings) -> dict[str, set]:
+    """one_id -> its identifiers, from silver.identity_map."""
+    out: dict[str, set] = {}
+    rows = lakeio.read_arrow(lakeio.table_path("silver", "identity_map", settings)).to_pylist()
+    for r in rows:
+        out.setdefault(r["one_id"], set()).add((r["identifier_type"], r["identifier"]))
+    return out
+
+
 def _table(settings, name: str) -> list[dict]:
     path = lakeio.table_path("silver", name, settings)
     rows = incremental.read_state(path) if name == incremental.STATE else lakeio.read_arrow(path)
@@ -59,6 +68,7 @@ def test_a_days_delta_resolves_as_a_full_run_does(lake, engine, request, tmp_pat
     members = [*_on(DAY1, crm[:5]), moved, *_on(DAY1, crm[6:300]), *_on(DAY2, crm[300:])]
     new_rows = [_store_row(rng, p, n) for n, p in enumerate(crm[:20] + crm[300:330])]
     _write(settings, members, _on(DAY1, store) + _on(DAY2, new_rows) + [housemate])
+    before = _profiles(settings)
     delta = run_identity(DAY2, on_engine)
     assert delta["mode"] == "incremental", delta
     # the day's 112 rows, and old members a new store row matched (a member_match value)
@@ -70,6 +80,17 @@ def test_a_days_delta_resolves_as_a_full_run_does(lake, engine, request, tmp_pat
     # the delta appended the records it re-resolved as layer 1; the full run's rows stay
     assert set(layers) == {0, 1}
     assert layers.count(1) < layers.count(0) == first["occurrences"], delta
+    # every profile the delta changed (and no more than it re-resolved) is named as touched
+    # under the run's id, for the scores to redo
+    after = _profiles(settings)
+    changed = {o for o in before.keys() | after.keys() if before.get(o) != after.get(o)}
+    runs = lakeio.read_arrow(lakeio.table_path("ops", incremental.RUNS, settings)).to_pylist()
+    run_id = max(runs, key=lambda r: r["finished_at"])["run_id"]
+    touched = lakeio.read_arrow(lakeio.table_path("silver", incremental.TOUCHED, settings))
+    named = {r["one_id"] for r in touched.to_pylist() if r["run_id"] == run_id}
+    assert changed
+    assert changed <= named, changed - named
+    assert len(named) < len(after)
 
     whole = settings.model_copy(update={"lake_root": str(tmp_path / "full")})
     shutil.copytree(settings.lake_root, whole.lake_root)
