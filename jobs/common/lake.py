@@ -148,6 +148,11 @@ def read_arrow(path: str, where: str | None = None, columns: list[str] | None = 
     return rows.select(schema.names).cast(schema)
 
 
+def read_rows(path: str) -> list[dict]:
+    """Every row of a small table (a run log) as dicts; none before the table exists."""
+    return read_arrow(path).to_pylist() if is_delta(path) else []
+
+
 def parquet_files(path: str) -> list[str] | None:
     """The Parquet files of a Delta table's current version, when reading them is reading the
     table (no partitions, deletion vectors or column mapping: tables delta-rs wrote whole), so

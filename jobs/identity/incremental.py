@@ -90,10 +90,7 @@ def fingerprint(registry: Registry, controls: object) -> str:
 
 
 def last_run(settings: Settings) -> LastRun | None:
-    path = lake.table_path("ops", RUNS, settings)
-    if not lake.is_delta(path):
-        return None
-    runs = lake.read_arrow(path).to_pylist()
+    runs = lake.read_rows(lake.table_path("ops", RUNS, settings))
     if not runs:
         return None
     latest = max(runs, key=lambda r: r["finished_at"])

@@ -65,10 +65,7 @@ def fingerprint() -> str:
 
 
 def last_run(settings: Settings) -> LastRun | None:
-    path = lake.table_path("ops", RUNS, settings)
-    if not lake.is_delta(path):
-        return None
-    runs = lake.read_arrow(path).to_pylist()
+    runs = lake.read_rows(lake.table_path("ops", RUNS, settings))
     if not runs:
         return None
     r = max(runs, key=lambda r: r["finished_at"])
@@ -100,10 +97,7 @@ def record_run(settings: Settings, row: dict) -> None:
 
 def identity_runs(settings: Settings, after: datetime | None) -> list[dict]:
     """One-ID's runs that finished after `after` (all of them when None)."""
-    path = lake.table_path("ops", identity_delta.RUNS, settings)
-    if not lake.is_delta(path):
-        return []
-    runs = lake.read_arrow(path).to_pylist()
+    runs = lake.read_rows(lake.table_path("ops", identity_delta.RUNS, settings))
     return [r for r in runs if after is None or r["finished_at"] > after]
 
 

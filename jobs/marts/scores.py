@@ -309,11 +309,11 @@ def _day_delta(
 def _last_fit(settings: Settings, as_of: date) -> ltv.Fit | None:
     """The latest LTV fit, when the delta may score with it: made less than `refit_days`
     before `as_of`, with parameters."""
-    path = lake.table_path("ops", "ltv_fits", settings)
     rules = ltv.load_rules()
-    if rules.refit_days == 0 or not lake.is_delta(path):
+    if rules.refit_days == 0:
         return None
-    fits = [r for r in lake.read_arrow(path).to_pylist() if r.get("bgnbd")]
+    fits = lake.read_rows(lake.table_path("ops", "ltv_fits", settings))
+    fits = [r for r in fits if r.get("bgnbd")]
     if not fits:
         return None
     last = max(fits, key=lambda r: r["finished_at"])
