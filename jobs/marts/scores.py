@@ -10,7 +10,12 @@ files (jobs/marts/rfm.py, ltv.py), computes the features (jobs/marts/features.py
   the models' predictions and the churn warning;
 - ``silver.customer_tag_days``: the partition of the run's business date, each customer's
   lifecycle stage and tags (jobs/marts/tags.py), scored as of that date;
-- ``ops.ltv_fits``: one row per run, appended: the fitted parameters, or why nothing was fitted.
+- ``ops.ltv_fits``: one row per fit, appended: the fitted parameters, or why nothing was fitted;
+- ``ops.score_runs``: one row per run: full or the day's delta, why, customers scored again.
+
+Daily, only the customers the day changed are scored again and everyone else's figures carried
+over (jobs/marts/delta.py): `partials` computes customers' own figures in Spark (all of them, or
+some), `finish` what compares them with one another over everyone, in DuckDB.
 
 dbt publishes them as gold.customer_rfm, gold.customer_ltv, gold.customer_tags,
 gold.customer_tag_history and in gold.customer_360.
@@ -42,7 +47,6 @@ if TYPE_CHECKING:
 
 ORDERS_VIEW = "scored_orders"
 RECORDS_VIEW = "scored_records"
-ONLY_VIEW = "rescored_customers"
 # Every input table of the features, by the name features.Inputs gives it.
 INPUTS = {
     "orders": "orders",
@@ -141,8 +145,8 @@ def read_inputs(spark: SparkSession, *, rows: Callable | None = None, only=None)
 
 @dataclass
 class Partials:
-    """Each customer's own figures as of one date (Arrow; LTV's summary as pandas): what a
-    delta computes for the day's customers only. The price band is null until `finish`."""
+    """Each customer's own figures as of one date (Arrow tables): what a delta computes for the
+    day's customers only. The price band is null until `finish`."""
 
     features: object
     values: object  # RFM's raw values: customer_id, recency_days, frequency, monetary
